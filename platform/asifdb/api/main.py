@@ -1,0 +1,35 @@
+"""The FastAPI application: mounts the routers and maps domain errors to HTTP responses."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from asifdb import __version__
+from asifdb.api.routes import health
+from asifdb.context import Platform
+from asifdb.errors import AsifdbError
+from asifdb.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    platform = Platform(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.close(keep_server=True)
+
+    app = FastAPI(title="asifdb", version=__version__, lifespan=lifespan)
+    app.state.platform = platform
+
+    @app.exception_handler(AsifdbError)
+    async def _domain_error(request: Request, exc: AsifdbError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

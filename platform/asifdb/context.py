@@ -1,0 +1,50 @@
+"""The wired platform for one process: settings, database engine, sessions, blob store.
+
+Adapters (CLI, API, UI, workers) build one `Platform` and hand its parts to services.
+"""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.db import embedded, schema
+from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
+from asifdb.settings import Settings
+
+
+@dataclass
+class Platform:
+    """Lazily connected parts; `close()` stops an embedded server this process started."""
+
+    settings: Settings
+    start_embedded: bool = True
+    _started_embedded: bool = field(default=False, init=False)
+
+    @cached_property
+    def url(self) -> str:
+        was_running = self.settings.database_url or embedded.running_url(self.settings.pgdata)
+        url = database_url(self.settings, start_embedded=self.start_embedded)
+        self._started_embedded = not was_running
+        return url
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.url)
+        check_reachable(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    def require_schema(self) -> str:
+        """Fail with the fix unless migrations are at head; return the head revision."""
+        return schema.require_head(self.engine)
+
+    def close(self, *, keep_server: bool = False) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if self._started_embedded and not keep_server:
+            embedded.stop(self.settings.pgdata)

@@ -1,0 +1,305 @@
+"""SQLAlchemy 2.0 models of the platform's tables; migrations in `migrations/` mirror them."""
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The vector columns are sized for the default encoders (EfficientNet-Lite0, all-MiniLM-L6-v2).
+# Encoders of another width are an explicit re-encode that resizes these columns.
+IMAGE_DIM = 1280
+TEXT_DIM = 384
+
+LICENSE_STATUSES = ("active", "revoked")
+PAIR_STATUSES = ("pending", "ready", "rejected")
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ITEM_STATUSES = ("pending", "ready", "duplicate", "rejected")
+ROLES = ("app", "annotator", "steward", "auditor", "admin")
+
+_naming = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_naming)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class License(Base):
+    """A licence under which pairs were added; revoking it removes its pairs from the model."""
+
+    __tablename__ = "licenses"
+    __table_args__ = (_one_of("status", LICENSE_STATUSES),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    holder: Mapped[str | None] = mapped_column(Text)
+    terms_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelState(Base):
+    """The live model: one row holding the current version and the encoders in use."""
+
+    __tablename__ = "model_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    image_encoder: Mapped[str] = mapped_column(Text)
+    text_encoder: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _now()
+
+
+class ModelVersion(Base):
+    """One row per change of the usable set: what changed, and how many pairs were usable."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = _now()
+    change: Mapped[str] = mapped_column(Text)
+    usable_pairs: Mapped[int] = mapped_column(Integer)
+
+
+class Job(Base):
+    """An ingestion: a source split into batches of items, each item ending ready/dup/rejected."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (_one_of("status", JOB_STATUSES),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    source_kind: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    collection: Mapped[str] = mapped_column(String(200))
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, server_default="0")
+    duplicates: Mapped[int] = mapped_column(Integer, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobBatch(Base):
+    """A slice [start, stop) of a job's items; the unit of work a worker task takes by id."""
+
+    __tablename__ = "job_batches"
+    __table_args__ = (UniqueConstraint("job_id", "start"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    start: Mapped[int] = mapped_column(Integer)
+    stop: Mapped[int] = mapped_column(Integer)
+    done: Mapped[bool] = mapped_column(server_default="false")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobItem(Base):
+    """What became of one source item: the pair it made, or why it was a duplicate or rejected."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (UniqueConstraint("job_id", "key"), _one_of("status", ITEM_STATUSES))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Pair(Base):
+    """An image-caption pair: an anchor of the model, with its provenance and licence."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (
+        UniqueConstraint("collection", "image_sha256", "caption"),
+        _one_of("status", PAIR_STATUSES),
+        Index(
+            "ix_pairs_image_embedding_hnsw",
+            "image_embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"image_embedding": "halfvec_cosine_ops"},
+        ),
+        Index(
+            "ix_pairs_text_embedding_hnsw",
+            "text_embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"text_embedding": "halfvec_cosine_ops"},
+        ),
+        Index("ix_pairs_license_id", "license_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    caption: Mapped[str] = mapped_column(Text)
+    image_embedding: Mapped[Any | None] = mapped_column(HALFVEC(IMAGE_DIM))
+    text_embedding: Mapped[Any | None] = mapped_column(HALFVEC(TEXT_DIM))
+    image_encoder: Mapped[str | None] = mapped_column(Text)
+    text_encoder: Mapped[str | None] = mapped_column(Text)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str | None] = mapped_column(Text)
+    source_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    blob_uri: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    added_by: Mapped[str | None] = mapped_column(Text)
+    added_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_by: Mapped[str | None] = mapped_column(Text)
+
+
+class PairUsability(Base):
+    """Intervals of model versions during which a pair was usable: the model at any version."""
+
+    __tablename__ = "pair_usability"
+    __table_args__ = (Index("ix_pair_usability_open", "pair_id", "to_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
+    from_version: Mapped[int] = mapped_column(BigInteger)
+    to_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LabelSet(Base):
+    """Named candidate labels with their caption templates, reusable across requests."""
+
+    __tablename__ = "label_sets"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    classes: Mapped[list[str]] = mapped_column(JSONB)
+    templates: Mapped[list[str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Prediction(Base):
+    """A recorded prediction with the model settings it ran under."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    created_at: Mapped[datetime] = _now()
+    task: Mapped[str] = mapped_column(String(32))
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    input_name: Mapped[str | None] = mapped_column(Text)
+    candidates: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    label_set_id: Mapped[int | None] = mapped_column(ForeignKey("label_sets.id"))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    predicted_label: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[int] = mapped_column(BigInteger)
+    image_encoder: Mapped[str] = mapped_column(Text)
+    text_encoder: Mapped[str] = mapped_column(Text)
+    k: Mapped[int] = mapped_column(Integer)
+    p: Mapped[float] = mapped_column(Float)
+    aggregation: Mapped[str | None] = mapped_column(String(16))
+    topk_method: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(16))
+
+
+class PredictionEvidence(Base):
+    """A pair that carried a prediction, with its weight; kept as history if the pair goes."""
+
+    __tablename__ = "prediction_evidence"
+    __table_args__ = (Index("ix_prediction_evidence_pair_id", "pair_id"),)
+
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
+    label: Mapped[str | None] = mapped_column(Text)
+    image_similarity: Mapped[float] = mapped_column(Float)
+    caption_similarity: Mapped[float] = mapped_column(Float)
+    contribution: Mapped[float] = mapped_column(Float)
+
+
+class AuditEvent(Base):
+    """Append-only log of who added, revoked, restored or deleted what, when and why."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    model_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """An API key, stored as a SHA-256 hash, with the role that bounds what it may do."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

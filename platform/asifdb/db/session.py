@@ -1,0 +1,75 @@
+"""Engines and sessions: resolve the database (configured or embedded) and check it is usable."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.db import embedded
+from asifdb.errors import ConfigError
+from asifdb.settings import Settings
+
+
+def database_url(settings: Settings, *, start_embedded: bool = True) -> str:
+    """The configured `DATABASE_URL`, or the embedded server's (started if asked)."""
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    url = embedded.running_url(settings.pgdata)
+    if url is None and start_embedded:
+        url = embedded.start(settings.pgdata)
+    if url is None:
+        raise ConfigError("the embedded database is not running: start it with `asifdb up`")
+    return url
+
+
+def normalise_url(url: str) -> str:
+    """Accept `postgres://` and `postgresql://` URLs; use the psycopg 3 driver."""
+    try:
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {url!r} ({exc})") from exc
+    if not parsed.drivername.startswith("postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL must point at PostgreSQL with pgvector, not {parsed.drivername!r}"
+        )
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
+    """An engine with pre-ping, so a restarted server does not break a long-lived process."""
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def check_reachable(engine: Engine) -> None:
+    """Raise ConfigError naming the fix if the database cannot be reached or lacks pgvector."""
+    safe = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            available = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            ).first()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(
+            f"cannot reach the database at {safe}: {reason}. Check DATABASE_URL "
+            "(or unset it to use the embedded PostgreSQL)."
+        ) from exc
+    if available is None:
+        raise ConfigError(
+            f"the database at {safe} has no pgvector extension: install pgvector "
+            "(e.g. the pgvector/pgvector image) or unset DATABASE_URL to use the embedded server."
+        )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any error."""
+    with factory() as session, session.begin():
+        yield session

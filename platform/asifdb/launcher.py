@@ -1,0 +1,83 @@
+"""Starts and supervises the platform's processes for `asifdb up` (API, worker, UI)."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from asifdb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    url: str | None = None
+
+
+def services(settings: Settings) -> list[Service]:
+    """The processes `asifdb up` runs, in start order."""
+    py = sys.executable
+    return [
+        Service(
+            "api",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "asifdb.api.main:app",
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+            ],
+            f"http://{settings.api_host}:{settings.api_port}",
+        ),
+    ]
+
+
+def run(services_to_run: list[Service], env: dict[str, str]) -> int:
+    """Start every service, wait until one exits or we are told to stop, then stop them all."""
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        for service in services_to_run:
+            children[service.name] = subprocess.Popen(
+                service.argv, env={**os.environ, **env}, cwd=ROOT
+            )
+            log.info("started %s (pid %d)", service.name, children[service.name].pid)
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    log.error(
+                        "%s exited with code %s; stopping the platform", name, child.returncode
+                    )
+                    return child.returncode or 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()

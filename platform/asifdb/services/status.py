@@ -1,0 +1,82 @@
+"""Platform health: database, pgvector, migrations, broker and model, for status and /health."""
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from asifdb.broker import describe
+from asifdb.db import schema
+from asifdb.errors import AsifdbError
+
+
+def _database(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        server = conn.execute(text("SHOW server_version")).scalar_one()
+        vector = conn.execute(
+            text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        ).scalar()
+    return {
+        "ok": True,
+        "url": engine.url.render_as_string(hide_password=True),
+        "server_version": server,
+        "pgvector": vector,
+    }
+
+
+def _migrations(engine: Engine) -> dict[str, Any]:
+    head = schema.head_revision(engine.url.render_as_string(hide_password=False))
+    current = schema.current_revision(engine)
+    ok = current == head
+    fix = None if ok else "run `asifdb db upgrade`"
+    return {"ok": ok, "current": current, "head": head, "fix": fix}
+
+
+def _broker(url: str) -> dict[str, Any]:
+    kind = "redis" if url.startswith(("redis://", "rediss://")) else "postgresql"
+    try:
+        if kind == "redis":
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        else:
+            probe = create_engine(url.removeprefix("sqla+"))
+            with probe.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            probe.dispose()
+    except Exception as exc:  # any failure to reach the broker is reported, not raised
+        return {"ok": False, "kind": kind, "url": describe(url), "error": str(exc)[:300]}
+    return {"ok": True, "kind": kind, "url": describe(url)}
+
+
+def _model(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT version, image_encoder, text_encoder FROM model_state WHERE id = 1")
+        ).first()
+        usable = conn.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
+    if row is None:
+        return {"version": None, "usable_pairs": 0, "image_encoder": None, "text_encoder": None}
+    return {
+        "version": row.version,
+        "image_encoder": row.image_encoder,
+        "text_encoder": row.text_encoder,
+        "usable_pairs": usable,
+    }
+
+
+def platform_status(*, engine: Engine, broker_url: str) -> dict[str, Any]:
+    """Each part's state; `ok` is true only if the database, schema and broker all are."""
+    report: dict[str, Any] = {}
+    try:
+        report["database"] = _database(engine)
+    except (SQLAlchemyError, AsifdbError) as exc:
+        report["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
+        report["ok"] = False
+        return report
+    report["migrations"] = _migrations(engine)
+    report["broker"] = _broker(broker_url)
+    if report["migrations"]["ok"]:
+        report["model"] = _model(engine)
+    report["ok"] = all(report[part]["ok"] for part in ("database", "migrations", "broker"))
+    return report

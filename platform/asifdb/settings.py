@@ -1,0 +1,51 @@
+"""Platform settings from the environment and `.env`; adapters build one and pass it down."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Unset `DATABASE_URL` means the embedded PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a PostgreSQL with pgvector; unset: embedded server.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Celery broker; unset: the embedded PostgreSQL is the broker."
+    )
+    data_dir: Path = Field(
+        default=Path(".asifdb"),
+        description="Embedded database, blob store and caches live here.",
+    )
+    image_encoder: str = "tf_efficientnet_lite0"
+    text_encoder: str = "all-MiniLM-L6-v2"
+    k: int = Field(default=800, ge=1, description="Anchors kept per relative representation.")
+    p: float = Field(default=8.0, gt=0, description="Exponent applied to the kept similarities.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    ui_port: int = 8501
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once (adapters call this; libraries take values)."""
+    return Settings()
