@@ -5,6 +5,8 @@ head in about 100 ms. Nothing here fakes the database.
 """
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +38,11 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """URL of a real embedded PostgreSQL 18 + pgvector, with a migrated template database."""
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's tmp_path: pytest prunes old base folders, even while a server runs.
+    folder = Path(tempfile.mkdtemp(prefix="asifdb-test-pg-"))
+    pgdata = folder / "data"
     url = embedded.start(pgdata)
     with psycopg.connect(_admin_url(url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
@@ -47,6 +51,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     template_engine.dispose()
     yield url
     embedded.stop(pgdata)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def create_database(server_url: str, *, template: str | None = TEMPLATE) -> str:
