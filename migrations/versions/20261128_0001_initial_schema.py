@@ -80,8 +80,8 @@ def upgrade() -> None:
     op.create_table('model_state',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('version', sa.BigInteger(), server_default='1', nullable=False),
-    sa.Column('image_encoder', sa.Text(), nullable=False),
-    sa.Column('text_encoder', sa.Text(), nullable=False),
+    sa.Column('image_encoder', sa.Text(), nullable=True),
+    sa.Column('text_encoder', sa.Text(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('id = 1', name=op.f('ck_model_state_single_row')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_state'))
@@ -254,6 +254,8 @@ def downgrade() -> None:
 
 
 _SQL_UP = [
+    "INSERT INTO model_state (id, version) VALUES (1, 1)",
+    "INSERT INTO model_versions (version, change, usable_pairs) VALUES (1, 'empty model', 0)",
     # The one definition of a usable pair (ARCHITECTURE.md, invariant 2): everything that
     # picks anchors reads this view.
     """

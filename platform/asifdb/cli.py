@@ -3,19 +3,25 @@
 import json
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from asifdb import launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
 from asifdb.errors import AsifdbError
+from asifdb.services import ingestion, keys, licences
 from asifdb.services.audit import run_readonly_sql
 from asifdb.services.status import platform_status
 from asifdb.settings import get_settings
@@ -23,6 +29,12 @@ from asifdb.settings import get_settings
 app = typer.Typer(help="asifdb: a training-free image-text model made of curated pairs.")
 db_app = typer.Typer(help="Database schema: upgrade and check.")
 app.add_typer(db_app, name="db")
+licenses_app = typer.Typer(help="Licences: create, list, revoke (with a reason), restore.")
+app.add_typer(licenses_app, name="licenses")
+keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+CLI_ACTOR = "cli"
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -30,6 +42,18 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _platform() -> Platform:
     return Platform(get_settings())
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session in one transaction on a database at head; the server stops if we started it."""
+    platform = _platform()
+    try:
+        platform.require_schema()
+        with platform.sessions.begin() as session:
+            yield session
+    finally:
+        platform.close()
 
 
 def _jsonable(value: Any) -> Any:
@@ -120,6 +144,214 @@ def status(
                 console.print(f"{part:<11} {mark} {details}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@licenses_app.command("create")
+def licenses_create(
+    name: str,
+    holder: Annotated[str | None, typer.Option(help="Who holds the rights.")] = None,
+    terms_url: Annotated[str | None, typer.Option(help="Where the terms are.")] = None,
+) -> None:
+    """Create an active licence that pairs can be added under."""
+    with _session() as session:
+        licence = licences.create(
+            session, name=name, actor=CLI_ACTOR, holder=holder, terms_url=terms_url
+        )
+    console.print(f"licence [bold]{licence.name}[/] (id {licence.id}) is active")
+
+
+@licenses_app.command("list")
+def licenses_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every licence with its status and pair counts."""
+    with _session() as session:
+        rows = licences.list_all(session)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table("id", "name", "status", "pairs", "usable", "holder", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["status"],
+            str(r["pairs"]),
+            str(r["usable_pairs"]),
+            r["holder"] or "",
+            str(r["revoked_at"] or ""),
+        )
+    console.print(table)
+
+
+@licenses_app.command("revoke")
+def licenses_revoke(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+) -> None:
+    """Revoke a licence: its pairs leave the model in the same transaction."""
+    with _session() as session:
+        result = licences.revoke(session, licence=name, reason=reason, actor=CLI_ACTOR)
+    console.print(
+        f"licence [bold]{name}[/] revoked: {result['pairs_removed']} pairs left the model "
+        f"(model version {result['model_version']})"
+    )
+
+
+@licenses_app.command("restore")
+def licenses_restore(
+    name: str,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Restore a revoked licence: its pairs return to the model."""
+    with _session() as session:
+        result = licences.restore(session, licence=name, actor=CLI_ACTOR, reason=reason)
+    console.print(
+        f"licence [bold]{name}[/] restored: {result['pairs_restored']} pairs are back "
+        f"(model version {result['model_version']})"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who holds it; recorded as the actor.")],
+    role: Annotated[str, typer.Option(help="app, annotator, steward, auditor or admin.")],
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    with _session() as session:
+        key = keys.create(session, name=name, role=role, actor=CLI_ACTOR)
+    err.print(f"key [bold]{name}[/] ({role}); it is shown only now:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's name, role and state (never the key)."""
+    with _session() as session:
+        rows = keys.list_all(session)
+    table = Table("name", "role", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r["name"]),
+            str(r["role"]),
+            str(r["prefix"]),
+            str(r["created_at"]),
+            str(r["revoked_at"] or ""),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str) -> None:
+    """Revoke an API key; requests with it get 401 from now on."""
+    with _session() as session:
+        keys.revoke(session, name=name, actor=CLI_ACTOR)
+    console.print(f"key [bold]{name}[/] revoked")
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A webdataset/files folder, .tar, .jsonl, or "
+            "a folder of class folders (with a template)."
+        ),
+    ],
+    license: Annotated[str, typer.Option("--license", help="Licence the pairs come under.")],
+    collection: Annotated[str, typer.Option(help="Collection to add the pairs to.")] = "default",
+    kind: Annotated[
+        str | None,
+        typer.Option(help="webdataset, files, jsonl or class_folders (default: detected)."),
+    ] = None,
+    caption_template: Annotated[
+        str | None, typer.Option(help='For class folders: e.g. "a satellite image of {}".')
+    ] = None,
+    classnames: Annotated[
+        str | None, typer.Option(help="For class folders: a file of folder<TAB>name lines.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = ingestion.DEFAULT_BATCH_SIZE,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job to its end.")
+    ] = True,
+) -> None:
+    """Add pairs from a source as a job; workers encode them (start them with `asifdb up`)."""
+    from workers.tasks import dispatch
+
+    platform = _platform()
+    try:
+        platform.require_schema()
+        with platform.sessions.begin() as session:
+            job = ingestion.start_job(
+                session,
+                source=source,
+                license_name=license,
+                actor=CLI_ACTOR,
+                collection=collection,
+                kind=kind,
+                template=caption_template,
+                classnames=classnames,
+                batch_size=batch_size,
+            )
+            batches = ingestion.pending_batches(session, job_id=job.id)
+        dispatch(batches)
+        console.print(
+            f"job [bold]{job.id}[/]: {job.total} items from {job.source} "
+            f"({job.source_kind}) in {len(batches)} batches"
+        )
+        if wait:
+            report = _follow_job(platform, job.id)
+            _print_job(report)
+            if report["status"] == "failed":
+                raise typer.Exit(1)
+    finally:
+        platform.close(keep_server=True)
+
+
+@app.command()
+def job(job_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A job's progress, counts and rejected items with their reasons."""
+    with _session() as session:
+        report = ingestion.job_report(session, job_id=job_id)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        _print_job(report)
+
+
+def _follow_job(platform: Platform, job_id: int) -> dict[str, Any]:
+    with Progress(
+        *Progress.get_default_columns(), TextColumn("{task.fields[counts]}"), console=console
+    ) as progress:
+        task = None
+        while True:
+            with platform.sessions() as session:
+                report = ingestion.job_report(session, job_id=job_id, rejects=0)
+            counts = (
+                f"ready {report['done']} · duplicate {report['duplicates']} · "
+                f"rejected {report['rejected']}"
+            )
+            if task is None:
+                task = progress.add_task(f"job {job_id}", total=report["total"], counts=counts)
+            progress.update(task, completed=report["processed"], counts=counts)
+            if report["status"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(1)
+    with platform.sessions() as session:
+        return ingestion.job_report(session, job_id=job_id)
+
+
+def _print_job(report: dict[str, Any]) -> None:
+    console.print(
+        f"job {report['id']} [bold]{report['status']}[/]: {report['done']} ready, "
+        f"{report['duplicates']} duplicates, {report['rejected']} rejected of {report['total']}"
+    )
+    if report["error"]:
+        err.print(f"[red]error:[/] {report['error']}")
+    for code, count in sorted(report["reject_reasons"].items()):
+        console.print(f"  rejected {count:>6} × {code}")
+    for reject in report["rejects"]:
+        console.print(f"  {reject['key']}: {reject['reason']}")
 
 
 @app.command()

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from asifdb import __version__
-from asifdb.api.routes import health
+from asifdb.api.routes import health, licenses, pairs
 from asifdb.context import Platform
 from asifdb.errors import AsifdbError
 from asifdb.settings import Settings, get_settings
@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _domain_error(request: Request, exc: AsifdbError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
-    app.include_router(health.router)
+    for module in (health, licenses, pairs):
+        app.include_router(module.router)
     return app
 
 

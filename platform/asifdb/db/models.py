@@ -74,15 +74,18 @@ class License(Base):
 
 
 class ModelState(Base):
-    """The live model: one row holding the current version and the encoders in use."""
+    """The live model: one row (made by the migration) with the version and the encoders in use.
+
+    The encoders are set by the first ingestion and never change without a re-encode.
+    """
 
     __tablename__ = "model_state"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    image_encoder: Mapped[str] = mapped_column(Text)
-    text_encoder: Mapped[str] = mapped_column(Text)
+    image_encoder: Mapped[str | None] = mapped_column(Text)
+    text_encoder: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = _now()
 
 

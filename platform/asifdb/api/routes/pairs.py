@@ -1,0 +1,78 @@
+"""`/v1/pairs` and `/v1/jobs`: upload pairs (a job), follow a job, read or delete a pair."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from pydantic import BaseModel, Field
+
+from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.blobs import BlobStore
+from asifdb.services import ingestion, pairs, uploads
+from asifdb.services.keys import Principal
+
+router = APIRouter(tags=["pairs"])
+
+
+class Deletion(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/v1/pairs", status_code=202, summary="Upload image-caption pairs as a job")
+async def upload_pairs(
+    platform: PlatformDep,
+    who: Annotated[Principal, Depends(allowed("pairs:add"))],
+    images: Annotated[list[UploadFile], File(description="The images, one per caption.")],
+    captions: Annotated[list[str], Form(description="One caption per image, in order.")],
+    license: Annotated[str, Form(description="Name of the licence the pairs come under.")],
+    collection: Annotated[str, Form(max_length=200)] = "default",
+) -> dict[str, Any]:
+    from workers.tasks import dispatch
+
+    files = [(f.filename or "upload", await f.read()) for f in images]
+    staged = uploads.stage(
+        uploads_dir=platform.settings.data_dir / "uploads",
+        files=files,
+        captions=captions,
+        actor=who.name,
+    )
+    with platform.sessions.begin() as session:
+        job = ingestion.start_job(
+            session,
+            source=str(staged),
+            kind="jsonl",
+            license_name=license,
+            actor=who.name,
+            collection=collection,
+        )
+        batches = ingestion.pending_batches(session, job_id=job.id)
+    dispatch(batches)
+    return {"job_id": job.id, "total": job.total, "status": job.status}
+
+
+@router.get("/v1/jobs/{job_id}", summary="A job's progress and its rejected items")
+def get_job(
+    job_id: int, session: SessionDep, _: Annotated[Principal, Depends(allowed("jobs:read"))]
+) -> dict[str, Any]:
+    return ingestion.job_report(session, job_id=job_id)
+
+
+@router.get("/v1/pairs/{pair_id}", summary="A pair with its provenance and licence")
+def get_pair(
+    pair_id: int, session: SessionDep, _: Annotated[Principal, Depends(allowed("pairs:read"))]
+) -> dict[str, Any]:
+    return pairs.get(session, pair_id=pair_id)
+
+
+@router.delete("/v1/pairs/{pair_id}", summary="Delete a pair: it leaves the model at once")
+def delete_pair(
+    pair_id: int,
+    platform: PlatformDep,
+    who: Annotated[Principal, Depends(allowed("pairs:delete"))],
+    body: Deletion | None = None,
+) -> dict[str, Any]:
+    with platform.sessions.begin() as session:
+        blob = pairs.delete(
+            session, pair_id=pair_id, actor=who.name, reason=body.reason if body else None
+        )
+    pairs.remove_blob(BlobStore(platform.settings.blob_dir), blob)
+    return {"id": pair_id, "deleted": True}

@@ -1,0 +1,294 @@
+"""Readers for img2dataset output: `webdataset` tar shards and `files` folders of KEY.jpg, KEY.txt
+and KEY.json. sources.py lists them as Parts; their declared sizes come from `NNNNN_stats.json`."""
+
+import json
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asifdb.ingest.items import (
+    RejectCode,
+    RejectReason,
+    SourceItem,
+    decode_caption,
+    image_too_large,
+    read_image_file,
+)
+
+_IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"})
+_SAMPLE_EXTENSIONS = _IMAGE_EXTENSIONS | {"txt", "json"}
+_BLOCK = 512
+
+# What a member or file read gave: its bytes, a reason it could not be read, or None if absent.
+_Read = bytes | RejectReason | None
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """`dir/000123.seg.png` -> (`dir/000123`, `seg.png`): webdataset's rule, the first dot."""
+    head, _, base = name.rpartition("/")
+    stem, _, extension = base.partition(".")
+    return (f"{head}/{stem}" if head else stem), extension.lower()
+
+
+def _declared_count(stats: Path, scan: Callable[[], int]) -> int:
+    """`successes` from img2dataset's stats file, else (absent, damaged or zero) a scan."""
+    try:
+        successes = json.loads(stats.read_text(encoding="utf-8"))["successes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        # A missing or damaged stats file only costs a scan of the part.
+        return scan()
+    if isinstance(successes, int) and not isinstance(successes, bool) and successes > 0:
+        return successes
+    return scan()
+
+
+def _source_uri(metadata: dict[str, Any], fallback: str) -> str:
+    """Where the image came from: img2dataset's `url`, else `source/original_name`, else where
+    it lies in the source."""
+    url = metadata.get("url")
+    if isinstance(url, str) and url:
+        return url
+    name = metadata.get("original_name")
+    if isinstance(name, str) and name:
+        origin = metadata.get("source")
+        return f"{origin}/{name}" if isinstance(origin, str) and origin else name
+    return fallback
+
+
+def _sample(key: str, image: _Read, caption: _Read, meta: _Read, location: str) -> SourceItem:
+    """One sample from its three reads; the first problem, image first, is its reject reason."""
+    metadata, meta_problem = _metadata(key, meta)
+    text = decode_caption(caption) if isinstance(caption, bytes) else caption
+    reason: RejectReason | None
+    if image is None:
+        reason = RejectReason(RejectCode.MISSING_IMAGE, f"sample {key} has no image file")
+    elif isinstance(image, RejectReason):
+        reason = image
+    elif text is None:
+        reason = RejectReason(RejectCode.MISSING_CAPTION, f"sample {key} has no .txt caption")
+    elif isinstance(text, RejectReason):
+        reason = text
+    else:
+        reason = meta_problem
+    return SourceItem(
+        key=key,
+        image_bytes=image if isinstance(image, bytes) else None,
+        caption=text if isinstance(text, str) else None,
+        source_uri=_source_uri(metadata, location),
+        metadata=metadata,
+        reject_reason=reason,
+    )
+
+
+def _metadata(key: str, meta: _Read) -> tuple[dict[str, Any], RejectReason | None]:
+    """The KEY.json object (optional), or why it is unusable: provenance must not be guessed."""
+    if meta is None:
+        return {}, None
+    if isinstance(meta, RejectReason):
+        return {}, meta
+    try:
+        parsed = json.loads(meta)
+    except ValueError as error:
+        return {}, RejectReason(RejectCode.BAD_RECORD, f"sample {key}: .json is not JSON ({error})")
+    if not isinstance(parsed, dict):
+        return {}, RejectReason(RejectCode.BAD_RECORD, f"sample {key}: .json is not an object")
+    return parsed, None
+
+
+def _image_extension(extensions: dict[str, Any]) -> str | None:
+    return next((extension for extension in extensions if extension in _IMAGE_EXTENSIONS), None)
+
+
+@dataclass(frozen=True)
+class TarShard:
+    """One webdataset shard. A damaged shard still gives the samples before the damage, then one
+    `corrupt_shard` item keyed by the shard's name."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def declared_count(self) -> int:
+        stats = self.path.with_name(f"{self.path.name.removesuffix('.tar')}_stats.json")
+        return _declared_count(stats, lambda: sum(1 for _ in self._entries()))
+
+    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
+        seen: set[str] = set()
+        for index, entry in enumerate(self._entries()):
+            if isinstance(entry, str):
+                if index >= skip:
+                    yield self._damaged(entry)
+                continue
+            tar, members = entry
+            key = _split_name(members[0].name)[0]
+            repeated = key in seen
+            seen.add(key)
+            if index < skip:
+                continue
+            if repeated:
+                # Keys must stay unique; webdataset itself would split such a sample in two.
+                yield SourceItem(
+                    key=f"{self.name}/{key}#{index}",
+                    image_bytes=None,
+                    caption=None,
+                    source_uri=f"{self.path}/{members[0].name}",
+                    reject_reason=RejectReason(
+                        RejectCode.CORRUPT_SHARD,
+                        f"files of sample {key} are not next to each other in shard {self.name}: "
+                        "re-create the shard with each sample's files together",
+                    ),
+                )
+            else:
+                yield self._read_sample(tar, members, max_image_bytes)
+
+    def _damaged(self, problem: str) -> SourceItem:
+        return SourceItem(
+            key=self.name,
+            image_bytes=None,
+            caption=None,
+            source_uri=str(self.path),
+            metadata={"shard": self.name},
+            reject_reason=RejectReason(
+                RejectCode.CORRUPT_SHARD,
+                f"shard {self.name} {problem}: samples past the damage are missing; "
+                "re-create or re-download the shard",
+            ),
+        )
+
+    def _entries(self) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo]] | str]:
+        """Each sample as its members (headers only, data unread), then a message if the shard
+        is damaged. Counting and reading both walk this, so they always agree."""
+        try:
+            # Not a `with`: a shard that fails to open is an entry, not an exception.
+            tar = tarfile.open(self.path, mode="r:")  # noqa: SIM115
+        except (tarfile.TarError, OSError) as error:
+            yield f"cannot be opened as a tar archive ({error})"
+            return
+        with tar:
+            group: list[tarfile.TarInfo] = []
+            samples = 0
+            problem: str | None = None
+            try:
+                for member in tar:
+                    if not member.isfile() or _split_name(member.name)[1] not in _SAMPLE_EXTENSIONS:
+                        continue
+                    if group and _split_name(member.name)[0] != _split_name(group[0].name)[0]:
+                        samples += 1
+                        yield tar, group
+                        group = []
+                    group.append(member)
+            except (tarfile.TarError, OSError) as error:
+                problem = f"is damaged after {samples} samples ({error})"
+            if group:
+                samples += 1
+                yield tar, group
+            problem = problem or _missing_end(tar, samples)
+            if problem:
+                yield problem
+
+    def _read_sample(
+        self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], max_image_bytes: int
+    ) -> SourceItem:
+        key = _split_name(members[0].name)[0]
+        by_extension: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            by_extension.setdefault(_split_name(member.name)[1], member)
+        image_extension = _image_extension(by_extension)
+        image: _Read = None
+        if image_extension is not None:
+            member = by_extension[image_extension]
+            if member.size > max_image_bytes:
+                image = image_too_large(member.size, max_image_bytes)
+            else:
+                image = self._member_bytes(tar, member)
+        caption = self._member_bytes(tar, by_extension["txt"]) if "txt" in by_extension else None
+        meta = self._member_bytes(tar, by_extension["json"]) if "json" in by_extension else None
+        located = by_extension[image_extension] if image_extension else members[0]
+        return _sample(f"{self.name}/{key}", image, caption, meta, f"{self.path}/{located.name}")
+
+    def _member_bytes(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | RejectReason:
+        try:
+            reader = tar.extractfile(member)
+            if reader is None:
+                raise tarfile.ReadError("not a regular file")
+            return reader.read()
+        except (tarfile.TarError, OSError) as error:
+            return RejectReason(
+                RejectCode.CORRUPT_SHARD, f"{member.name} in {self.name} is cut short ({error})"
+            )
+
+
+def _missing_end(tar: tarfile.TarFile, samples: int) -> str | None:
+    """Why the archive stopped before its end-of-archive block, or None if it has one.
+
+    tarfile treats a cut or garbled header past the first as a clean end; only the block where
+    it stopped tells the difference."""
+    assert tar.fileobj is not None
+    tar.fileobj.seek(tar.offset)
+    block = tar.fileobj.read(_BLOCK)
+    if block == bytes(_BLOCK):
+        return None
+    if len(block) < _BLOCK:
+        return f"is cut short after {samples} samples (no end-of-archive block)"
+    return f"has a damaged header at byte {tar.offset:,} after {samples} samples"
+
+
+@dataclass(frozen=True)
+class FilesFolder:
+    """One folder of img2dataset's `files` layout (`00000/`), samples sorted by key."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def declared_count(self) -> int:
+        stats = self.path.with_name(f"{self.path.name}_stats.json")
+        return _declared_count(stats, lambda: len(self._samples()))
+
+    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
+        for key, files in self._samples()[skip:]:
+            image_extension = _image_extension(files)
+            image: _Read = None
+            if image_extension is not None:
+                image = read_image_file(files[image_extension], max_image_bytes)
+            caption = _file_bytes(files["txt"]) if "txt" in files else None
+            meta = _file_bytes(files["json"]) if "json" in files else None
+            location = files[image_extension] if image_extension else files.get("txt", self.path)
+            yield _sample(f"{self.name}/{key}", image, caption, meta, str(location))
+
+    def _samples(self) -> list[tuple[str, dict[str, Path]]]:
+        groups: dict[str, dict[str, Path]] = {}
+        for entry in self.path.iterdir():
+            key, extension = _split_name(entry.name)
+            if key and extension in _SAMPLE_EXTENSIONS and entry.is_file():
+                groups.setdefault(key, {})[extension] = entry
+        return sorted(groups.items())
+
+
+def _file_bytes(path: Path) -> bytes | RejectReason:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        return RejectReason(RejectCode.UNREADABLE_FILE, f"cannot read {path}: {error}")
+
+
+def list_shards(path: Path) -> list[TarShard]:
+    """The shards of a webdataset source: the .tar itself, or a folder's .tar files by name."""
+    if path.is_file():
+        return [TarShard(path)]
+    return [TarShard(entry) for entry in sorted(path.glob("*.tar")) if entry.is_file()]
+
+
+def list_folders(path: Path) -> list[FilesFolder]:
+    """The numbered shard folders (`00000/`, `00001/`, ...) of a `files` source, by name."""
+    return [FilesFolder(entry) for entry in sorted(path.iterdir()) if is_shard_folder(entry)]
+
+
+def is_shard_folder(path: Path) -> bool:
+    return path.name.isdigit() and path.is_dir()

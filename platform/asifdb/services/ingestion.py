@@ -1,0 +1,432 @@
+"""Ingestion jobs: split a source into batches, turn each batch into pairs, report progress.
+
+A batch is processed in one transaction under a row lock, and marked done in it: a worker that
+dies mid-batch leaves nothing behind, a task delivered twice does nothing twice, and batches a
+lost message never reached are found again by `stalled_batches` (the tables, not the broker,
+are the source of truth).
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.blobs import BlobStore, blob_uri
+from asifdb.db.models import AuditEvent, Job, JobBatch, JobItem, Pair
+from asifdb.errors import Conflict, NotFound
+from asifdb.ingest import (
+    Limits,
+    Rejected,
+    ValidItem,
+    count_items,
+    iter_items,
+    open_source,
+    validate,
+)
+from asifdb.services import licences, model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+
+
+class _Embedder(Protocol):
+    name: str
+
+    def embed_batch(self, items: Sequence[Any]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Encoders:
+    """The model's two frozen encoders: images take raw bytes, texts take captions."""
+
+    image: _Embedder
+    text: _Embedder
+
+
+def start_job(
+    session: Session,
+    *,
+    source: str,
+    license_name: str,
+    actor: str,
+    collection: str = "default",
+    kind: str | None = None,
+    template: str | None = None,
+    classnames: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Job:
+    """Check the source and licence, count the items, and create the job with its batches."""
+    opened = open_source(source, kind=kind, template=template, classnames=classnames)
+    licence = licences.get_by_name(session, name=license_name)
+    if licence.status != "active":
+        raise Conflict(f"licence {license_name!r} is revoked: restore it before adding pairs")
+    total = count_items(opened)
+    job = Job(
+        source=str(opened.path),
+        source_kind=str(opened.kind),
+        options={"template": opened.template, "classnames": opened.classnames},
+        collection=collection,
+        license_id=licence.id,
+        total=total,
+        created_by=actor,
+        status="queued" if total else "done",
+    )
+    session.add(job)
+    session.flush()
+    session.add_all(
+        JobBatch(job_id=job.id, start=start, stop=min(start + batch_size, total))
+        for start in range(0, total, batch_size)
+    )
+    session.add(
+        AuditEvent(
+            actor=actor,
+            action="job.create",
+            target_type="job",
+            target_id=str(job.id),
+            details={
+                "source": job.source,
+                "kind": job.source_kind,
+                "total": total,
+                "license": license_name,
+                "collection": collection,
+            },
+        )
+    )
+    return job
+
+
+def pending_batches(session: Session, *, job_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(JobBatch.id)
+            .where(JobBatch.job_id == job_id, JobBatch.done.is_(False))
+            .order_by(JobBatch.start)
+        )
+    )
+
+
+def mark_dispatched(session: Session, *, batch_ids: Sequence[int]) -> None:
+    session.execute(
+        update(JobBatch).where(JobBatch.id.in_(batch_ids)).values(dispatched_at=func.now())
+    )
+
+
+def stalled_batches(session: Session, *, older_than: timedelta) -> list[int]:
+    """Batches not done, not being worked on (unlocked), last sent longer ago than `older_than`.
+
+    Their message was lost (a broker restart, a worker killed before it acknowledged).
+    """
+    rows = session.execute(
+        text(
+            "SELECT b.id FROM job_batches b JOIN jobs j ON j.id = b.job_id "
+            "WHERE NOT b.done AND j.status IN ('queued', 'running') "
+            "AND (b.dispatched_at IS NULL OR b.dispatched_at < now() - :age) "
+            "ORDER BY b.id FOR UPDATE OF b SKIP LOCKED"
+        ),
+        {"age": older_than},
+    )
+    return list(rows.scalars())
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    status: str  # "done", "already_done", "busy"
+    ready: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+def process_batch(
+    *,
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    encoders: Encoders,
+    batch_id: int,
+    limits: Limits | None = None,
+    on_encoded: Callable[[], None] | None = None,
+) -> BatchOutcome:
+    """Turn one batch of source items into pairs, all in one transaction. Idempotent."""
+    with sessions() as session, session.begin():
+        batch = session.execute(
+            select(JobBatch).where(JobBatch.id == batch_id).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if batch is None:
+            exists = session.get(JobBatch, batch_id) is not None
+            if not exists:
+                raise NotFound(f"no batch {batch_id}")
+            return BatchOutcome(batch_id, "busy")
+        if batch.done:
+            return BatchOutcome(batch_id, "already_done")
+        job = session.get_one(Job, batch.job_id)
+        # Refuses (and fails the job) if the model's pairs come from other encoders.
+        model.ensure_state(
+            session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
+        )
+        session.execute(
+            update(JobBatch).where(JobBatch.id == batch_id).values(attempts=JobBatch.attempts + 1)
+        )
+        if job.status == "queued":
+            job.status = "running"
+            job.started_at = func.now()
+        outcome = _ingest(session, job, batch, blobs, encoders, limits or Limits(), on_encoded)
+        batch.done = True
+        batch.finished_at = func.now()
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(
+                done=Job.done + outcome.ready,
+                duplicates=Job.duplicates + outcome.duplicates,
+                rejected=Job.rejected + outcome.rejected,
+            )
+        )
+        session.flush()
+        remaining = session.scalar(
+            select(func.count())
+            .select_from(JobBatch)
+            .where(JobBatch.job_id == job.id, JobBatch.done.is_(False))
+        )
+        if remaining == 0:
+            session.execute(
+                update(Job).where(Job.id == job.id).values(status="done", finished_at=func.now())
+            )
+    return outcome
+
+
+def _ingest(
+    session: Session,
+    job: Job,
+    batch: JobBatch,
+    blobs: BlobStore,
+    encoders: Encoders,
+    limits: Limits,
+    on_encoded: Callable[[], None] | None,
+) -> BatchOutcome:
+    source = open_source(
+        job.source,
+        kind=job.source_kind,
+        template=job.options.get("template"),
+        classnames=job.options.get("classnames") or None,
+    )
+    outcome = BatchOutcome(batch.id, "done")
+    items: list[JobItem] = []
+    fresh: list[tuple[int, ValidItem]] = []
+    seen: set[tuple[str, str]] = set()
+    for ordinal, raw in enumerate(
+        iter_items(source, start=batch.start, stop=batch.stop, limits=limits), start=batch.start
+    ):
+        result = validate(raw, limits)
+        if isinstance(result, Rejected):
+            items.append(
+                JobItem(
+                    job_id=job.id,
+                    ordinal=ordinal,
+                    key=raw.key,
+                    status="rejected",
+                    reason_code=str(result.reason.code),
+                    reason=result.reason.message,
+                )
+            )
+            continue
+        identity = (result.sha256, result.caption)
+        if identity in seen:
+            items.append(
+                _duplicate(
+                    job, ordinal, result, "the same image and caption earlier in this source"
+                )
+            )
+            continue
+        seen.add(identity)
+        fresh.append((ordinal, result))
+
+    existing = _existing_pairs(session, job.collection, [v for _, v in fresh])
+    to_encode = []
+    for ordinal, valid in fresh:
+        pair_id = existing.get((valid.sha256, valid.caption))
+        if pair_id is None:
+            to_encode.append((ordinal, valid))
+        else:
+            items.append(
+                _duplicate(
+                    job,
+                    ordinal,
+                    valid,
+                    f"already in collection {job.collection!r} as pair {pair_id}",
+                    pair_id,
+                )
+            )
+
+    if to_encode:
+        image_emb = encoders.image.embed_batch([v.image_bytes for _, v in to_encode])
+        text_emb = encoders.text.embed_batch([v.caption for _, v in to_encode])
+        if on_encoded is not None:
+            on_encoded()
+        new_ids = _insert_pairs(session, job, blobs, encoders, to_encode, image_emb, text_emb)
+        for (ordinal, valid), pair_id in zip(to_encode, new_ids, strict=True):
+            if pair_id is None:  # a concurrent job inserted the same pair first
+                items.append(_duplicate(job, ordinal, valid, "added concurrently by another job"))
+            else:
+                items.append(
+                    JobItem(
+                        job_id=job.id,
+                        ordinal=ordinal,
+                        key=valid.key,
+                        status="ready",
+                        pair_id=pair_id,
+                    )
+                )
+        added = [pid for pid in new_ids if pid is not None]
+        if added:
+            version = model.bump(session, change=f"job {job.id}: +{len(added)} pairs")
+            model.open_usability(session, pair_ids=added, version=version)
+            session.add(
+                AuditEvent(
+                    actor=job.created_by or "unknown",
+                    action="pairs.add",
+                    target_type="job",
+                    target_id=str(job.id),
+                    model_version=version,
+                    details={
+                        "batch": batch.id,
+                        "pairs": len(added),
+                        "first_pair": min(added),
+                        "last_pair": max(added),
+                    },
+                )
+            )
+
+    session.add_all(items)
+    for item in items:
+        if item.status == "ready":
+            outcome.ready += 1
+        elif item.status == "duplicate":
+            outcome.duplicates += 1
+        else:
+            outcome.rejected += 1
+    return outcome
+
+
+def _duplicate(
+    job: Job, ordinal: int, valid: ValidItem, reason: str, pair_id: int | None = None
+) -> JobItem:
+    return JobItem(
+        job_id=job.id,
+        ordinal=ordinal,
+        key=valid.key,
+        status="duplicate",
+        reason_code="duplicate",
+        reason=reason,
+        pair_id=pair_id,
+    )
+
+
+def _existing_pairs(
+    session: Session, collection: str, items: Sequence[ValidItem]
+) -> dict[tuple[str, str], int]:
+    if not items:
+        return {}
+    rows = session.execute(
+        select(Pair.image_sha256, Pair.caption, Pair.id).where(
+            Pair.collection == collection,
+            Pair.image_sha256.in_({v.sha256 for v in items}),
+        )
+    )
+    return {(sha, caption): pid for sha, caption, pid in rows}
+
+
+def _insert_pairs(
+    session: Session,
+    job: Job,
+    blobs: BlobStore,
+    encoders: Encoders,
+    items: Sequence[tuple[int, ValidItem]],
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+) -> list[int | None]:
+    ids: list[int | None] = []
+    for (_, valid), image_vec, text_vec in zip(items, image_emb, text_emb, strict=True):
+        blobs.put(valid.image_bytes, sha256=valid.sha256)
+        statement = (
+            insert(Pair)
+            .values(
+                collection=job.collection,
+                image_sha256=valid.sha256,
+                caption=valid.caption,
+                image_embedding=image_vec,
+                text_embedding=text_vec,
+                image_encoder=encoders.image.name,
+                text_encoder=encoders.text.name,
+                source_uri=valid.source_uri,
+                source_key=valid.key,
+                source_metadata=valid.metadata,
+                blob_uri=blob_uri(valid.sha256),
+                width=valid.width,
+                height=valid.height,
+                license_id=job.license_id,
+                job_id=job.id,
+                status="ready",
+                added_by=job.created_by,
+            )
+            .on_conflict_do_nothing(index_elements=["collection", "image_sha256", "caption"])
+            .returning(Pair.id)
+        )
+        ids.append(session.execute(statement).scalar())
+    return ids
+
+
+def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str, Any]:
+    """A job's progress and a sample of its rejected items with their reasons."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    reasons = dict(
+        session.execute(
+            select(JobItem.reason_code, func.count())
+            .where(JobItem.job_id == job_id, JobItem.status == "rejected")
+            .group_by(JobItem.reason_code)
+        ).all()
+    )
+    sample = session.execute(
+        select(JobItem.key, JobItem.reason_code, JobItem.reason)
+        .where(JobItem.job_id == job_id, JobItem.status == "rejected")
+        .order_by(JobItem.ordinal)
+        .limit(rejects)
+    ).all()
+    return {
+        "id": job.id,
+        "status": job.status,
+        "source": job.source,
+        "kind": job.source_kind,
+        "collection": job.collection,
+        "license_id": job.license_id,
+        "total": job.total,
+        "done": job.done,
+        "duplicates": job.duplicates,
+        "rejected": job.rejected,
+        "processed": job.done + job.duplicates + job.rejected,
+        "reject_reasons": reasons,
+        "rejects": [{"key": k, "code": c, "reason": r} for k, c, r in sample],
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+    }
+
+
+def fail_job_of_batch(session: Session, *, batch_id: int, error: str) -> None:
+    """A batch that cannot succeed (its source vanished): the job fails, saying why."""
+    batch = session.get(JobBatch, batch_id)
+    if batch is not None:
+        session.execute(
+            update(Job)
+            .where(Job.id == batch.job_id)
+            .values(status="failed", error=error, finished_at=func.now())
+        )

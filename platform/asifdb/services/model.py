@@ -1,0 +1,80 @@
+"""The live model's identity: its version, its encoders, and which pairs were usable when.
+
+Every change of the usable set calls `bump` in the same transaction (ARCHITECTURE invariant 3).
+"""
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from asifdb.errors import ConfigError
+
+
+def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> int:
+    """Adopt the encoders on first use; refuse encoders other than the ones in the database."""
+    session.execute(
+        text(
+            "UPDATE model_state SET image_encoder = :i, text_encoder = :t "
+            "WHERE id = 1 AND image_encoder IS NULL AND text_encoder IS NULL"
+        ),
+        {"i": image_encoder, "t": text_encoder},
+    )
+    row = session.execute(
+        text("SELECT version, image_encoder, text_encoder FROM model_state WHERE id = 1")
+    ).one()
+    if (row.image_encoder, row.text_encoder) != (image_encoder, text_encoder):
+        raise ConfigError(
+            f"the model's pairs are embedded by {row.image_encoder} + {row.text_encoder}, "
+            f"but the configured encoders are {image_encoder} + {text_encoder}: configure "
+            "the same encoders, or switch explicitly (a re-encode of every pair)"
+        )
+    return row.version
+
+
+def current_version(session: Session) -> int:
+    return session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
+
+
+def bump(session: Session, *, change: str) -> int:
+    """Advance the model version (locks the model row until commit) and record the change."""
+    version = session.execute(
+        text(
+            "UPDATE model_state SET version = version + 1, updated_at = now() "
+            "WHERE id = 1 RETURNING version"
+        )
+    ).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO model_versions (version, change, usable_pairs) "
+            "VALUES (:v, :c, (SELECT count(*) FROM usable_pairs))"
+        ),
+        {"v": version, "c": change},
+    )
+    return version
+
+
+def open_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
+    """Pairs that became usable at `version` (added, or their licence restored)."""
+    ids = list(pair_ids)
+    if ids:
+        session.execute(
+            text(
+                "INSERT INTO pair_usability (pair_id, from_version) "
+                "SELECT unnest(CAST(:ids AS bigint[])), :v"
+            ),
+            {"ids": ids, "v": version},
+        )
+
+
+def close_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
+    """Pairs that stopped being usable at `version` (revoked, deleted, rejected)."""
+    ids = list(pair_ids)
+    if ids:
+        session.execute(
+            text(
+                "UPDATE pair_usability SET to_version = :v "
+                "WHERE to_version IS NULL AND pair_id = ANY(CAST(:ids AS bigint[]))"
+            ),
+            {"ids": ids, "v": version},
+        )

@@ -1,0 +1,118 @@
+"""Pair use cases: read one with its provenance, delete one (its embeddings and bytes go)."""
+
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from asifdb.blobs import BlobStore, sha256_of_uri
+from asifdb.db.models import AuditEvent, Job, License, Pair, PredictionEvidence
+from asifdb.errors import Conflict, NotFound
+from asifdb.services import model
+
+
+def get(session: Session, *, pair_id: int) -> dict[str, Any]:
+    """A pair with its provenance, its licence, and how often it carried a prediction."""
+    row = session.execute(
+        select(Pair, License).join(License, License.id == Pair.license_id).where(Pair.id == pair_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no pair {pair_id}")
+    pair, lic = row
+    usable = (
+        session.execute(text("SELECT 1 FROM usable_pairs WHERE id = :p"), {"p": pair_id}).first()
+        is not None
+    )
+    job = session.get(Job, pair.job_id) if pair.job_id else None
+    evidence = session.scalar(
+        select(func.count())
+        .select_from(PredictionEvidence)
+        .where(PredictionEvidence.pair_id == pair_id)
+    )
+    return {
+        "id": pair.id,
+        "caption": pair.caption,
+        "collection": pair.collection,
+        "status": pair.status,
+        "status_reason": pair.status_reason,
+        "usable": usable,
+        "image_sha256": pair.image_sha256,
+        "width": pair.width,
+        "height": pair.height,
+        "blob_uri": pair.blob_uri,
+        "image_encoder": pair.image_encoder,
+        "text_encoder": pair.text_encoder,
+        "provenance": {
+            "source_uri": pair.source_uri,
+            "source_key": pair.source_key,
+            "metadata": pair.source_metadata,
+            "job_id": pair.job_id,
+            "job_source": job.source if job else None,
+            "added_by": pair.added_by,
+            "added_at": pair.added_at,
+        },
+        "license": {
+            "id": lic.id,
+            "name": lic.name,
+            "status": lic.status,
+            "holder": lic.holder,
+            "terms_url": lic.terms_url,
+        },
+        "deleted_at": pair.deleted_at,
+        "deleted_by": pair.deleted_by,
+        "evidence_count": evidence,
+    }
+
+
+def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = None) -> str | None:
+    """Soft-delete a pair: embeddings cleared, it leaves the model now (a new version); its
+    evidence rows stay as history. Returns the blob hash to remove once this commits, if no
+    other live pair still uses the same bytes."""
+    pair = session.scalar(select(Pair).where(Pair.id == pair_id).with_for_update())
+    if pair is None:
+        raise NotFound(f"no pair {pair_id}")
+    if pair.deleted_at is not None:
+        raise Conflict(f"pair {pair_id} was already deleted at {pair.deleted_at}")
+    was_usable = (
+        session.execute(text("SELECT 1 FROM usable_pairs WHERE id = :p"), {"p": pair_id}).first()
+        is not None
+    )
+    blob = pair.blob_uri
+    session.execute(
+        update(Pair)
+        .where(Pair.id == pair_id)
+        .values(
+            deleted_at=func.now(),
+            deleted_by=actor,
+            image_embedding=None,
+            text_embedding=None,
+            blob_uri=None,
+            status_reason=reason,
+        )
+    )
+    version = model.bump(session, change=f"delete pair {pair_id}") if was_usable else None
+    if version is not None:
+        model.close_usability(session, pair_ids=[pair_id], version=version)
+    session.add(
+        AuditEvent(
+            actor=actor,
+            action="pair.delete",
+            target_type="pair",
+            target_id=str(pair_id),
+            reason=reason,
+            model_version=version,
+            details={"caption": pair.caption, "license_id": pair.license_id},
+        )
+    )
+    if blob is None:
+        return None
+    shared = session.scalar(
+        select(func.count()).select_from(Pair).where(Pair.blob_uri == blob, Pair.id != pair_id)
+    )
+    return None if shared else sha256_of_uri(blob)
+
+
+def remove_blob(blobs: BlobStore, sha256: str | None) -> None:
+    """After the delete committed: the original bytes go too."""
+    if sha256 is not None:
+        blobs.delete(sha256)

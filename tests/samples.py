@@ -1,0 +1,42 @@
+"""Real sources for tests: samples of the shared webdataset, plus bad items beside them."""
+
+import io
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def copy_samples(shared_data: Path, out: tarfile.TarFile, n: int, offset: int = 0) -> list[str]:
+    """Copy n real samples (jpg, txt, json) of the default collection's first shard."""
+    keys: list[str] = []
+    with tarfile.open(shared_data / "tiny-imagenet-pairs-wds" / "00000.tar") as src:
+        members = {m.name: m for m in src.getmembers()}
+        stems = sorted({name.rsplit(".", 1)[0] for name in members})[offset : offset + n]
+        for stem in stems:
+            for ext in ("jpg", "txt", "json"):
+                member = members[f"{stem}.{ext}"]
+                data = src.extractfile(member).read()  # type: ignore[union-attr]
+                add_member(out, member.name, data)
+            keys.append(stem)
+    return keys
+
+
+BAD = {
+    "bad0001": ("jpg", b"\xff\xd8\xff\xe0 this is not really a jpeg", "a corrupt photo"),
+    "bad0002": ("jpg", b"", "a zero-byte file"),
+    "bad0003": ("jpg", None, "   "),  # a real image, an empty caption
+    "bad0004": ("jpg", b"plain text, renamed to .jpg\n", "a text file"),
+}
+
+
+def real_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
