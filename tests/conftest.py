@@ -21,6 +21,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from asifdb.db import embedded, schema  # noqa: E402
 from asifdb.db.session import make_engine  # noqa: E402
+from asifdb.services.model import Encoders  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEMPLATE = "asifdb_template"
@@ -61,6 +62,18 @@ def create_database(server_url: str, *, template: str | None = TEMPLATE) -> str:
     with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{clause}')
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def encoders() -> Encoders:
+    """The default encoders, loaded once per test run (loading dominates small tests)."""
+    from asifdb.encoders import get_encoder
+    from asifdb.settings import Settings
+
+    defaults = Settings()
+    return Encoders(
+        image=get_encoder(defaults.image_encoder), text=get_encoder(defaults.text_encoder)
+    )
 
 
 @pytest.fixture

@@ -40,3 +40,13 @@ def real_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def cifar_subset(shared_data: Path, out: Path, split: str, per_class: int) -> Path:
+    """A class-folder copy of the first `per_class` CIFAR-10 images of each class."""
+    for folder in sorted((shared_data / "cifar10" / split).iterdir()):
+        target = out / folder.name
+        target.mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:per_class]:
+            (target / image.name).write_bytes(image.read_bytes())
+    return out

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,8 +21,9 @@ from asifdb import launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
-from asifdb.errors import AsifdbError
-from asifdb.services import ingestion, keys, licences
+from asifdb.errors import AsifdbError, InvalidInput
+from asifdb.services import classify as classify_service
+from asifdb.services import impact, ingestion, keys, labelsets, licences
 from asifdb.services.audit import run_readonly_sql
 from asifdb.services.status import platform_status
 from asifdb.settings import get_settings
@@ -210,6 +212,110 @@ def licenses_restore(
         f"licence [bold]{name}[/] restored: {result['pairs_restored']} pairs are back "
         f"(model version {result['model_version']})"
     )
+
+
+@licenses_app.command("impact")
+def licenses_impact(
+    name: str,
+    sample: Annotated[int, typer.Option(min=0, max=200, help="Predictions to re-run.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Deletion verification: the licence's pairs, what they carried, re-run without them."""
+    platform = _platform()
+    try:
+        platform.require_schema()
+        report = impact.licence_impact(
+            sessions=platform.sessions,
+            live=platform.live,
+            encoders=platform.encoders,
+            blobs=platform.blobs,
+            licence=name,
+            sample=sample,
+        )
+    finally:
+        platform.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        return
+    lic = report["license"]
+    console.print(
+        f"licence [bold]{lic['name']}[/] ({lic['status']}): {report['pairs']} pairs, "
+        f"{report['usable_pairs']} usable now; influenced {report['predictions_influenced']} "
+        f"predictions (total contribution {report['total_contribution']:.4f})"
+    )
+    table = Table("prediction", "share", "label then", "label now", "changed")
+    for row in report["sample"]:
+        rerun = row["rerun"] or {}
+        changed = {True: "[red]yes[/]", False: "no", None: row.get("note", "")}[row["changed"]]
+        table.add_row(
+            str(row["prediction_id"]),
+            f"{row['share_of_score'] or 0:.1%}",
+            str(row["label_then"]),
+            str(rerun.get("label", "")),
+            changed,
+        )
+    console.print(table)
+    console.print(f"{report['changed']} of {report['sample_size']} re-run predictions changed")
+
+
+@app.command()
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    labels: Annotated[str | None, typer.Option(help="Comma-separated classes.")] = None,
+    label_set: Annotated[str | None, typer.Option(help="Or a stored label set.")] = None,
+    templates: Annotated[str, typer.Option(help="default, cifar or imagenet.")] = "default",
+    k: Annotated[int | None, typer.Option(min=1)] = None,
+    p: Annotated[float | None, typer.Option(min=0)] = None,
+    aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Zero-shot classify images; every prediction is recorded with its evidence."""
+    files = [(str(path), _read(path)) for path in images]
+    platform = _platform()
+    try:
+        platform.require_schema()
+        options = classify_service.Options(
+            k=k or platform.settings.k, p=p or platform.settings.p, aggregation=aggregation
+        )
+        with platform.sessions.begin() as session:
+            candidates = (
+                labelsets.get(session, name=label_set)
+                if label_set
+                else labelsets.check((labels or "").split(","), templates)
+            )
+            results = classify_service.classify(
+                session,
+                live=platform.live,
+                encoders=platform.encoders,
+                images=files,
+                candidates=candidates,
+                options=options,
+                client=CLI_ACTOR,
+                channel="cli",
+                blobs=platform.blobs,
+            )
+    finally:
+        platform.close()
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=2, default=str) + "\n")
+        return
+    for result in results:
+        console.print(
+            f"[bold]{result['input']}[/]: {result['label']} ({result['score']:.4f}), "
+            f"prediction {result['prediction_id']}, model version {result['model_version']}"
+        )
+        for evidence in result["evidence"][:5]:
+            console.print(
+                f"  pair {evidence['pair_id']:>7} {evidence['contribution']:.4f}  "
+                f"{evidence['caption']}  [{evidence['license']}]"
+            )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
 @keys_app.command("create")

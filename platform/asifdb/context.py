@@ -1,4 +1,4 @@
-"""The wired platform for one process: settings, database engine, sessions, blob store.
+"""The wired platform for one process: settings, database, blob store, encoders, live model.
 
 Adapters (CLI, API, UI, workers) build one `Platform` and hand its parts to services.
 """
@@ -9,8 +9,12 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from asifdb.anchors.live import LiveModel
+from asifdb.blobs import BlobStore
 from asifdb.db import embedded, schema
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
+from asifdb.encoders import get_encoder
+from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 
 
@@ -38,6 +42,22 @@ class Platform:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.engine)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.blob_dir)
+
+    @cached_property
+    def live(self) -> LiveModel:
+        return LiveModel()
+
+    @cached_property
+    def encoders(self) -> Encoders:
+        """The configured encoders, loaded on first use (never at import or in a parent)."""
+        return Encoders(
+            image=get_encoder(self.settings.image_encoder),
+            text=get_encoder(self.settings.text_encoder),
+        )
 
     def require_schema(self) -> str:
         """Fail with the fix unless migrations are at head; return the head revision."""

@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from asifdb.encoders.runtime import runtime_env
 from asifdb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,25 +22,21 @@ class Service:
     name: str
     argv: list[str]
     url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def services(settings: Settings) -> list[Service]:
     """The processes `asifdb up` runs, in start order."""
     py = sys.executable
+    worker = "celery -A workers.app worker --pool solo --loglevel INFO --hostname asifdb-worker@%h"
+    api = f"uvicorn asifdb.api.main:app --host {settings.api_host} --port {settings.api_port}"
     return [
+        Service("worker", [py, "-m", *worker.split()], env=runtime_env()),
         Service(
             "api",
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "asifdb.api.main:app",
-                "--host",
-                settings.api_host,
-                "--port",
-                str(settings.api_port),
-            ],
+            [py, "-m", *api.split()],
             f"http://{settings.api_host}:{settings.api_port}",
+            env=runtime_env(),
         ),
     ]
 
@@ -57,7 +54,7 @@ def run(services_to_run: list[Service], env: dict[str, str]) -> int:
     try:
         for service in services_to_run:
             children[service.name] = subprocess.Popen(
-                service.argv, env={**os.environ, **env}, cwd=ROOT
+                service.argv, env={**os.environ, **env, **service.env}, cwd=ROOT
             )
             log.info("started %s (pid %d)", service.name, children[service.name].pid)
         while not stopping:

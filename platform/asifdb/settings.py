@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     text_encoder: str = "all-MiniLM-L6-v2"
     k: int = Field(default=800, ge=1, description="Anchors kept per relative representation.")
     p: float = Field(default=8.0, gt=0, description="Exponent applied to the kept similarities.")
+    recovery_stale_after_s: float = Field(
+        default=600, gt=0, description="A batch sent this long ago and still undone is resent."
+    )
+    recovery_interval_s: float = Field(default=60, gt=0, description="How often workers look.")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ui_port: int = 8501

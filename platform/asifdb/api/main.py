@@ -7,7 +7,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from asifdb import __version__
-from asifdb.api.routes import health, licenses, pairs
+from asifdb.api.routes import (
+    classify,
+    health,
+    labelsets,
+    licenses,
+    pairs,
+    predictions,
+    retrieve,
+)
 from asifdb.context import Platform
 from asifdb.errors import AsifdbError
 from asifdb.settings import Settings, get_settings
@@ -28,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _domain_error(request: Request, exc: AsifdbError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
-    for module in (health, licenses, pairs):
+    for module in (health, classify, retrieve, labelsets, licenses, pairs, predictions):
         app.include_router(module.router)
     return app
 

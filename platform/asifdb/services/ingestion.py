@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
@@ -30,24 +30,11 @@ from asifdb.ingest import (
     validate,
 )
 from asifdb.services import licences, model
+from asifdb.services.model import Encoders
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 256
-
-
-class _Embedder(Protocol):
-    name: str
-
-    def embed_batch(self, items: Sequence[Any]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Encoders:
-    """The model's two frozen encoders: images take raw bytes, texts take captions."""
-
-    image: _Embedder
-    text: _Embedder
 
 
 def start_job(
@@ -63,10 +50,10 @@ def start_job(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Job:
     """Check the source and licence, count the items, and create the job with its batches."""
-    opened = open_source(source, kind=kind, template=template, classnames=classnames)
     licence = licences.get_by_name(session, name=license_name)
     if licence.status != "active":
         raise Conflict(f"licence {license_name!r} is revoked: restore it before adding pairs")
+    opened = open_source(source, kind=kind, template=template, classnames=classnames)
     total = count_items(opened)
     job = Job(
         source=str(opened.path),

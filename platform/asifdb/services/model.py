@@ -4,11 +4,21 @@ Every change of the usable set calls `bump` in the same transaction (ARCHITECTUR
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from asifdb.encoders import Encoder, ImageInput
 from asifdb.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Encoders:
+    """The model's two frozen encoders: images take raw bytes, texts take captions."""
+
+    image: Encoder[ImageInput]
+    text: Encoder[str]
 
 
 def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> int:

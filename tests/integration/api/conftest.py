@@ -14,6 +14,7 @@ import uvicorn
 from asifdb.api.main import create_app
 from asifdb.context import Platform
 from asifdb.services import keys
+from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 
 
@@ -35,10 +36,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+def api(db_url: str, tmp_path: Path, encoders: Encoders) -> Iterator[Api]:
     settings = Settings(database_url=db_url, data_dir=tmp_path / "data")
     app = create_app(settings)
     platform: Platform = app.state.platform
+    platform.__dict__["encoders"] = encoders  # the run's loaded encoders, not a fresh load
     with platform.sessions.begin() as session:
         role_keys = {
             role: keys.create(session, name=f"{role}-key", role=role, actor="test")

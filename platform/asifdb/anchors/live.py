@@ -1,0 +1,104 @@
+"""The live model of one process: anchors synced to the database version, cached captions.
+
+A query takes a `View` (anchors at one version, read in the query's own snapshot) and keeps it
+to the end, so it sees one model from start to end even while a licence is revoked.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from asifdb import engine
+from asifdb.anchors import store
+from asifdb.anchors.store import Anchors
+from asifdb.encoders import Encoder
+
+_MAX_CACHED_LABEL_SETS = 64
+
+
+@dataclass(frozen=True)
+class View:
+    """The model at one version: its anchors and the positions of its usable rows."""
+
+    anchors: Anchors
+    rows: np.ndarray  # positions of the usable anchors, ascending
+
+    @property
+    def version(self) -> int:
+        return self.anchors.version
+
+    @property
+    def pair_ids(self) -> np.ndarray:
+        return self.anchors.ids[self.rows]
+
+    def image_anchors(self) -> np.ndarray:
+        return self.anchors.image[self.rows]
+
+    def text_anchors(self) -> np.ndarray:
+        return self.anchors.text[self.rows]
+
+    def without(self, pair_ids: frozenset[int]) -> "View":
+        """This view less some pairs: a what-if, never cached."""
+        keep = ~np.isin(self.pair_ids, np.fromiter(pair_ids, dtype=np.int64))
+        return View(self.anchors, self.rows[keep])
+
+
+class LiveModel:
+    """Anchors and caption representations, kept current with the database, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._anchors: Anchors | None = None
+        self._captions: OrderedDict[tuple, engine.LiveCaptionReps] = OrderedDict()
+        self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def view(self, session: Session) -> View:
+        """The model at the version `session` sees (call it first in a REPEATABLE READ txn)."""
+        with self._lock:
+            self._anchors = store.sync(session, self._anchors)
+            anchors = self._anchors
+        return View(anchors, anchors.usable_rows())
+
+    def caption_embeddings(self, captions: tuple[str, ...], encoder: Encoder[str]) -> np.ndarray:
+        """The text encoder's embeddings of a label set's captions, encoded once."""
+        key = (encoder.name, captions)
+        with self._lock:
+            cached = self._caption_emb.get(key)
+        if cached is None:
+            cached = encoder.embed_batch(list(captions))
+            with self._lock:
+                self._caption_emb[key] = cached
+                while len(self._caption_emb) > _MAX_CACHED_LABEL_SETS:
+                    self._caption_emb.popitem(last=False)
+        return cached
+
+    def caption_reps(
+        self, view: View, captions: tuple[str, ...], caption_emb: np.ndarray, k: int, p: float
+    ) -> engine.SparseRep:
+        """Relative representations of `captions` over the view's anchors, from the cache.
+
+        Returned indices are pair ids. The cache is updated with what changed since it was
+        last used (added and removed pairs) and equals a recomputation from scratch.
+        """
+        key = (captions, k, p)
+        with self._lock:
+            live = self._captions.get(key)
+            if live is None:
+                live = engine.LiveCaptionReps(
+                    caption_emb, view.pair_ids, view.text_anchors(), k=k, p=p
+                )
+                self._captions[key] = live
+            else:
+                self._captions.move_to_end(key)
+                live.update_to(view.pair_ids, lambda ids: _text_rows(view, ids))
+            while len(self._captions) > _MAX_CACHED_LABEL_SETS:
+                self._captions.popitem(last=False)
+            return live.representation()
+
+
+def _text_rows(view: View, pair_ids: np.ndarray) -> np.ndarray:
+    positions = np.array([view.anchors.position[int(i)] for i in pair_ids], dtype=np.int64)
+    return view.anchors.text[positions]

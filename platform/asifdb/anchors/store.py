@@ -1,0 +1,152 @@
+"""The usable anchors of one model version, held in memory, and their sync from the database.
+
+`sync` moves a snapshot to the database's current version by applying only what changed
+(`pair_usability` intervals), inside the caller's transaction, so a query sees one version.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import psycopg
+from psycopg.adapt import Loader
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+# Past this many changed pairs, reloading everything is as cheap as applying the changes.
+_FULL_RELOAD_FRACTION = 0.25
+
+
+class _HalfvecToNumpy(Loader):
+    """pgvector's binary halfvec (int16 dim, int16 unused, big-endian float16s) to numpy."""
+
+    format = Format.BINARY
+
+    def load(self, data: bytes | bytearray | memoryview) -> np.ndarray:
+        return np.frombuffer(bytes(data), dtype=">f2", offset=4)
+
+
+def _fetch(session: Session, sql: str, params: dict) -> list[tuple]:
+    connection = session.connection().connection.dbapi_connection
+    assert isinstance(connection, psycopg.Connection)
+    info = TypeInfo.fetch(connection, "halfvec")
+    assert info is not None, "pgvector's halfvec type is missing"
+    with connection.cursor(binary=True) as cursor:
+        cursor.adapters.register_loader(info.oid, _HalfvecToNumpy)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _normalise(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float32)
+    matrix = np.stack(rows).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Usable pairs at `version`: rows of L2-normalised embeddings, row i is pair `ids[i]`.
+
+    Rows are never reordered while the process lives: removing a pair clears `alive[i]`,
+    adding one appends a row, so positions stay valid across versions.
+    """
+
+    version: int
+    ids: np.ndarray  # (n,) int64
+    image: np.ndarray  # (n, d_image) float32, unit rows
+    text: np.ndarray  # (n, d_text) float32, unit rows
+    alive: np.ndarray  # (n,) bool
+    position: dict[int, int] = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return int(self.alive.sum())
+
+    def usable_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.alive)
+
+
+_SELECT = "SELECT id, image_embedding, text_embedding FROM {} WHERE {} ORDER BY id"
+
+
+def load(session: Session) -> Anchors:
+    """Every usable pair at the session's snapshot."""
+    version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
+    rows = _fetch(session, _SELECT.format("usable_pairs", "true"), {})
+    return _build(version, rows)
+
+
+def _build(version: int, rows: list[tuple]) -> Anchors:
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    image = _normalise([r[1] for r in rows], 1280 if not rows else len(rows[0][1]))
+    txt = _normalise([r[2] for r in rows], 384 if not rows else len(rows[0][2]))
+    return Anchors(
+        version,
+        ids,
+        image,
+        txt,
+        np.ones(len(ids), dtype=bool),
+        {int(i): n for n, i in enumerate(ids)},
+    )
+
+
+def sync(session: Session, current: Anchors | None) -> Anchors:
+    """`current` moved to the version the session sees (a full load when that is cheaper)."""
+    version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
+    if current is not None and current.version == version:
+        return current
+    if current is None or version < current.version:
+        return load(session)
+    changes = session.execute(
+        text(
+            "SELECT pair_id, from_version, to_version FROM pair_usability "
+            "WHERE (from_version > :old AND from_version <= :new) "
+            "OR (to_version > :old AND to_version <= :new)"
+        ),
+        {"old": current.version, "new": version},
+    ).all()
+    if len(changes) > _FULL_RELOAD_FRACTION * max(len(current.ids), 1):
+        return load(session)
+    usable_now: dict[int, bool] = {}
+    for pair_id, start, end in sorted(changes, key=lambda c: (c[1], c[2] or 0)):
+        usable_now[pair_id] = start <= version and (end is None or end > version)
+    alive = current.alive.copy()
+    missing = []
+    for pair_id, usable in usable_now.items():
+        row = current.position.get(pair_id)
+        if row is not None:
+            alive[row] = usable
+        elif usable:
+            missing.append(pair_id)
+    anchors = Anchors(version, current.ids, current.image, current.text, alive, current.position)
+    if missing:
+        rows = _fetch(session, _SELECT.format("pairs", "id = ANY(%(ids)s)"), {"ids": missing})
+        anchors = _append(anchors, rows)
+    expected = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
+    if anchors.size != expected:
+        log.warning(
+            "anchor sync found %d pairs, the database %d: reloading", anchors.size, expected
+        )
+        return load(session)
+    return anchors
+
+
+def _append(anchors: Anchors, rows: list[tuple]) -> Anchors:
+    new = _build(anchors.version, rows)
+    position = dict(anchors.position)
+    offset = len(anchors.ids)
+    position.update({int(i): offset + n for n, i in enumerate(new.ids)})
+    return Anchors(
+        anchors.version,
+        np.concatenate([anchors.ids, new.ids]),
+        np.concatenate([anchors.image, new.image]),
+        np.concatenate([anchors.text, new.text]),
+        np.concatenate([anchors.alive, new.alive]),
+        position,
+    )

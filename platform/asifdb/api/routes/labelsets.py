@@ -1,0 +1,44 @@
+"""`/v1/label-sets`: named candidate classes with their caption templates."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from asifdb.api.deps import SessionDep, allowed
+from asifdb.services import labelsets
+from asifdb.services.keys import Principal
+
+router = APIRouter(prefix="/v1/label-sets", tags=["label sets"])
+
+
+class LabelSetCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    classes: list[str] = Field(min_length=2, max_length=labelsets.MAX_CLASSES)
+    templates: list[str] | str = Field(
+        default="default", description="A template set name (default, cifar, imagenet) or a list."
+    )
+
+
+@router.get("", summary="Every stored label set")
+def list_label_sets(
+    session: SessionDep, _: Annotated[Principal, Depends(allowed("labelsets:read"))]
+) -> list[dict[str, Any]]:
+    return labelsets.list_all(session)
+
+
+@router.post("", status_code=201, summary="Store a label set")
+def create_label_set(
+    body: LabelSetCreate,
+    session: SessionDep,
+    who: Annotated[Principal, Depends(allowed("labelsets:write"))],
+) -> dict[str, Any]:
+    created = labelsets.create(
+        session, name=body.name, classes=body.classes, templates=body.templates, actor=who.name
+    )
+    return {
+        "id": created.id,
+        "name": created.name,
+        "classes": created.classes,
+        "templates": created.templates,
+    }

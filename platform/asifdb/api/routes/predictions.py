@@ -1,0 +1,41 @@
+"""`/v1/predictions/{id}` (with evidence) and `/v1/licenses/{id}/impact` for auditors."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.services import impact, predictions
+from asifdb.services.keys import Principal
+
+router = APIRouter(tags=["provenance"])
+
+
+@router.get("/v1/predictions/{prediction_id}", summary="A prediction with its evidence pairs")
+def get_prediction(
+    prediction_id: int,
+    session: SessionDep,
+    _: Annotated[Principal, Depends(allowed("predictions:read"))],
+    evidence_limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+) -> dict[str, Any]:
+    return predictions.get(session, prediction_id=prediction_id, evidence_limit=evidence_limit)
+
+
+@router.get(
+    "/v1/licenses/{license_id}/impact",
+    summary="Deletion verification: what the licence's pairs carried, re-run without them",
+)
+def licence_impact(
+    license_id: int,
+    platform: PlatformDep,
+    _: Annotated[Principal, Depends(allowed("impact:read"))],
+    sample: Annotated[int, Query(ge=0, le=200)] = 20,
+) -> dict[str, Any]:
+    return impact.licence_impact(
+        sessions=platform.sessions,
+        live=platform.live,
+        encoders=platform.encoders,
+        blobs=platform.blobs,
+        licence=license_id,
+        sample=sample,
+    )

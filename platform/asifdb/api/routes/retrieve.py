@@ -1,0 +1,49 @@
+"""`POST /v1/retrieve`: image to captions, text to images, over the collection or candidates."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from asifdb.api.deps import PlatformDep, allowed
+from asifdb.services import retrieve as retrieve_service
+from asifdb.services.classify import Options
+from asifdb.services.keys import Principal
+
+router = APIRouter(tags=["retrieve"])
+
+
+@router.post("/v1/retrieve", summary="Retrieve captions for an image, or images for a text")
+async def retrieve(
+    platform: PlatformDep,
+    who: Annotated[Principal, Depends(allowed("retrieve"))],
+    direction: Annotated[Literal["image_to_text", "text_to_image"], Form()],
+    image: Annotated[UploadFile | None, File(description="The query (image_to_text).")] = None,
+    text: Annotated[
+        str | None, Form(max_length=2000, description="The query (text_to_image).")
+    ] = None,
+    candidate_texts: Annotated[list[str] | None, Form(description="Captions to rank.")] = None,
+    candidate_images: Annotated[
+        list[UploadFile] | None, File(description="Images to rank.")
+    ] = None,
+    top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
+    k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
+    p: Annotated[float | None, Form(gt=0, le=64)] = None,
+) -> dict[str, Any]:
+    query_image = (image.filename or "image", await image.read()) if image else None
+    given_images = [(f.filename or "image", await f.read()) for f in candidate_images or []]
+    options = Options(k=k or platform.settings.k, p=p or platform.settings.p)
+    with platform.sessions.begin() as session:
+        return retrieve_service.retrieve(
+            session,
+            live=platform.live,
+            encoders=platform.encoders,
+            direction=direction,
+            image=query_image,
+            query_text=text,
+            candidate_texts=candidate_texts,
+            candidate_images=given_images or None,
+            options=options,
+            top=top,
+            client=who.name,
+            channel="api",
+        )

@@ -1,0 +1,214 @@
+"""Zero-shot classification through the live model, recorded with the pairs that carried it.
+
+One REPEATABLE READ transaction per call: the model version, the anchors and the recorded
+prediction all belong to one snapshot, so a concurrent revocation is seen entirely or not at all.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from asifdb import engine
+from asifdb.anchors.live import LiveModel, View
+from asifdb.blobs import BlobStore
+from asifdb.db.models import License, Pair
+from asifdb.errors import Conflict, InvalidInput
+from asifdb.ingest import DEFAULT_LIMITS, Limits, SourceItem, ValidItem, validate
+from asifdb.services import predictions
+from asifdb.services.labelsets import Candidates
+from asifdb.services.model import Encoders
+from asifdb.services.predictions import Evidence
+
+MAX_IMAGES = 64
+EVIDENCE_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to classify: ASIF's k and p, how templates combine, and which top-k path."""
+
+    k: int = 800
+    p: float = 8.0
+    aggregation: Literal["max", "mean"] = "max"
+    method: Literal["exact", "ann", "auto"] = "auto"
+    exclude_pairs: frozenset[int] = field(default_factory=frozenset)
+
+    def check(self) -> None:
+        if not 1 <= self.k <= 10_000:
+            raise InvalidInput(f"k = {self.k}: use 1 to 10000")
+        if not 0 < self.p <= 64:
+            raise InvalidInput(f"p = {self.p}: use a value in (0, 64]")
+        if self.aggregation not in ("max", "mean"):
+            raise InvalidInput(f"aggregation {self.aggregation!r}: use 'max' or 'mean'")
+        if self.method not in ("exact", "ann", "auto"):
+            raise InvalidInput(f"method {self.method!r}: use 'exact', 'ann' or 'auto'")
+
+
+def check_images(
+    images: list[tuple[str, bytes]],
+    limits: Limits = DEFAULT_LIMITS,
+    max_images: int = MAX_IMAGES,
+) -> list[ValidItem]:
+    """Each image must decode; the first that does not is a clear error naming it."""
+    if not images:
+        raise InvalidInput("no image: send at least one")
+    if len(images) > max_images:
+        raise InvalidInput(f"{len(images)} images in one request: at most {max_images}")
+    valid = []
+    for name, data in images:
+        result = validate(SourceItem(name, data, "query", name), limits)
+        if not isinstance(result, ValidItem):
+            raise InvalidInput(f"{name}: {result.reason.message}")
+        valid.append(result)
+    return valid
+
+
+def _image_reps(view: View, image_emb: np.ndarray, options: Options) -> engine.SparseRep:
+    return engine.relative_representation(image_emb, view.image_anchors(), options.k, options.p)
+
+
+def classify(
+    session: Session,
+    *,
+    live: LiveModel,
+    encoders: Encoders,
+    images: list[tuple[str, bytes]],
+    candidates: Candidates,
+    options: Options | None = None,
+    client: str | None,
+    channel: str,
+    blobs: BlobStore | None = None,
+    record: bool = True,
+    evidence_limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Classify each image among the candidate classes; record it (unless a dry run).
+
+    Every pair that contributed is recorded as evidence, or the `evidence_limit` largest
+    contributions (bulk evaluations); the result lists the top ones with captions.
+    """
+    options = options or Options()
+    options.check()
+    valid = check_images(images)
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    view = live.view(session)
+    if options.exclude_pairs:
+        view = view.without(options.exclude_pairs)
+    if view.rows.size == 0:
+        raise Conflict(
+            "the model has no usable pairs: add pairs (asifdb ingest) or restore a licence"
+        )
+    captions = tuple(candidates.captions)
+    image_emb = encoders.image.embed_batch([v.image_bytes for v in valid])
+    caption_emb = live.caption_embeddings(captions, encoders.text)
+    image_rep = _image_reps(view, image_emb, options)
+    if options.exclude_pairs:
+        caption_rep = engine.relative_representation(
+            caption_emb, view.text_anchors(), options.k, options.p
+        )
+    else:
+        caption_rep = engine.reindex(
+            live.caption_reps(view, captions, caption_emb, options.k, options.p), view.pair_ids
+        )
+    caption_scores = engine.sparse_scores(image_rep, caption_rep)
+    n_classes, n_templates = len(candidates.classes), len(candidates.templates)
+    per_class = engine.class_scores(caption_scores, n_classes, n_templates, options.aggregation)
+    method = "exact"
+    results = []
+    for i, item in enumerate(valid):
+        best = int(np.argmax(per_class[i]))
+        label = candidates.classes[best]
+        rows = list(range(best * n_templates, (best + 1) * n_templates))
+        if options.aggregation == "max":
+            rows = [rows[int(np.argmax(caption_scores[i, rows]))]]
+        contributions = engine.explain(image_rep, i, caption_rep, rows)
+        pair_ids = view.pair_ids
+        evidence = [
+            Evidence(
+                int(pair_ids[c.anchor]),
+                label,
+                c.image_similarity,
+                c.caption_similarity,
+                c.contribution,
+            )
+            for c in contributions
+        ]
+        result = {
+            "label": label,
+            "score": float(per_class[i, best]),
+            "scores": {c: float(s) for c, s in zip(candidates.classes, per_class[i], strict=True)},
+            "aggregation": options.aggregation,
+            "caption": captions[rows[0]] if options.aggregation == "max" else None,
+        }
+        prediction_id = None
+        if record:
+            if blobs is not None:
+                blobs.put(item.image_bytes, sha256=item.sha256)
+            prediction_id = predictions.record(
+                session,
+                evidence=evidence[:evidence_limit],
+                task="classify",
+                input_sha256=item.sha256,
+                input_name=item.key,
+                candidates={
+                    "classes": list(candidates.classes),
+                    "templates": list(candidates.templates),
+                    "label_set": candidates.name,
+                },
+                label_set_id=candidates.label_set_id,
+                result=result,
+                predicted_label=label,
+                score=result["score"],
+                model_version=view.version,
+                image_encoder=encoders.image.name,
+                text_encoder=encoders.text.name,
+                k=options.k,
+                p=options.p,
+                aggregation=options.aggregation,
+                topk_method=method,
+                client=client,
+                channel=channel,
+            )
+        results.append(
+            {
+                **result,
+                "prediction_id": prediction_id,
+                "input": item.key,
+                "input_sha256": item.sha256,
+                "model_version": view.version,
+                "k": options.k,
+                "p": options.p,
+                "method": method,
+                "usable_pairs": int(view.rows.size),
+                "evidence_pairs": len(evidence),
+                "evidence": _evidence_rows(session, evidence[:EVIDENCE_SHOWN]),
+            }
+        )
+    return results
+
+
+def _evidence_rows(session: Session, evidence: list[Evidence]) -> list[dict[str, Any]]:
+    """The evidence a caller sees: each pair with its caption and licence."""
+    ids = [e.pair_id for e in evidence]
+    pairs = {
+        row.id: row
+        for row in session.execute(
+            select(Pair.id, Pair.caption, Pair.license_id, License.name)
+            .join(License, License.id == Pair.license_id)
+            .where(Pair.id.in_(ids))
+        )
+    }
+    return [
+        {
+            "pair_id": e.pair_id,
+            "caption": pairs[e.pair_id].caption,
+            "license_id": pairs[e.pair_id].license_id,
+            "license": pairs[e.pair_id].name,
+            "image_similarity": e.image_similarity,
+            "caption_similarity": e.caption_similarity,
+            "contribution": e.contribution,
+        }
+        for e in evidence
+    ]

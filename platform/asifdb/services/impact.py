@@ -1,0 +1,148 @@
+"""A licence's impact: its pairs, the past predictions they carried, and a re-run without them.
+
+The deletion-verification report: for the most influenced predictions, the same input,
+candidates and settings are classified again now, without the licence's pairs (a dry run,
+not recorded), and the report says whether each prediction changed.
+"""
+
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.anchors.live import LiveModel
+from asifdb.blobs import BlobNotFound, BlobStore
+from asifdb.db.models import License, Pair, Prediction
+from asifdb.errors import NotFound
+from asifdb.services import classify
+from asifdb.services.labelsets import Candidates
+from asifdb.services.model import Encoders
+
+
+def _licence(session: Session, licence: str | int) -> License:
+    column = License.id if isinstance(licence, int) else License.name
+    found = session.scalar(select(License).where(column == licence))
+    if found is None:
+        raise NotFound(f"no licence {licence!r}")
+    return found
+
+
+def licence_impact(
+    *,
+    sessions: sessionmaker[Session],
+    live: LiveModel,
+    encoders: Encoders,
+    blobs: BlobStore,
+    licence: str | int,
+    sample: int = 20,
+) -> dict[str, Any]:
+    """What the licence's pairs did, and whether the predictions they carried change now."""
+    with sessions() as session:
+        lic = _licence(session, licence)
+        pair_ids = frozenset(session.scalars(select(Pair.id).where(Pair.license_id == lic.id)))
+        usable = session.execute(
+            text("SELECT count(*) FROM usable_pairs WHERE license_id = :l"), {"l": lic.id}
+        ).scalar_one()
+        influenced = (
+            session.execute(
+                text(
+                    "SELECT prediction_id, predicted_label, evidence_pairs, contribution, "
+                    "share_of_score FROM licence_influence WHERE license_id = :l "
+                    "ORDER BY share_of_score DESC NULLS LAST, prediction_id"
+                ),
+                {"l": lic.id},
+            )
+            .mappings()
+            .all()
+        )
+        header = {
+            "license": {
+                "id": lic.id,
+                "name": lic.name,
+                "status": lic.status,
+                "revoked_at": lic.revoked_at,
+                "reason": lic.reason,
+            },
+            "pairs": len(pair_ids),
+            "usable_pairs": usable,
+            "predictions_influenced": len(influenced),
+            "total_contribution": float(sum(r["contribution"] or 0 for r in influenced)),
+        }
+        chosen = [dict(r) for r in influenced[:sample]]
+        originals = {
+            p.id: p
+            for p in session.scalars(
+                select(Prediction).where(Prediction.id.in_([r["prediction_id"] for r in chosen]))
+            )
+        }
+    reruns = [
+        _rerun(sessions, live, encoders, blobs, originals[r["prediction_id"]], r, pair_ids)
+        for r in chosen
+    ]
+    checked = [r for r in reruns if r["rerun"] is not None]
+    return {
+        **header,
+        "sample_size": len(checked),
+        "changed": sum(1 for r in checked if r["changed"]),
+        "sample": reruns,
+        "method": "the most influenced predictions (by share of score), re-run now on the "
+        "same input, candidates, k, p and aggregation, without this licence's pairs",
+    }
+
+
+def _rerun(
+    sessions: sessionmaker[Session],
+    live: LiveModel,
+    encoders: Encoders,
+    blobs: BlobStore,
+    original: Prediction,
+    influence: dict[str, Any],
+    excluded: frozenset[int],
+) -> dict[str, Any]:
+    entry = {
+        "prediction_id": original.id,
+        "created_at": original.created_at,
+        "label_then": original.predicted_label,
+        "score_then": original.score,
+        "share_of_score": influence["share_of_score"],
+        "evidence_pairs": influence["evidence_pairs"],
+        "rerun": None,
+        "changed": None,
+    }
+    if original.task != "classify" or original.input_sha256 is None:
+        return {**entry, "note": "not a classification with a kept input"}
+    try:
+        image = blobs.get(original.input_sha256)
+    except BlobNotFound:
+        return {**entry, "note": "the input image was not kept"}
+    candidates = Candidates(
+        tuple(original.candidates["classes"]), tuple(original.candidates["templates"])
+    )
+    options = classify.Options(
+        k=original.k,
+        p=original.p,
+        aggregation=original.aggregation or "max",
+        method="exact",
+        exclude_pairs=excluded,
+    )
+    with sessions() as session, session.begin():
+        [now] = classify.classify(
+            session,
+            live=live,
+            encoders=encoders,
+            images=[(original.input_name or "input", image)],
+            candidates=candidates,
+            options=options,
+            client=None,
+            channel="impact",
+            record=False,
+        )
+    return {
+        **entry,
+        "rerun": {
+            "label": now["label"],
+            "score": now["score"],
+            "model_version": now["model_version"],
+        },
+        "changed": now["label"] != original.predicted_label,
+    }

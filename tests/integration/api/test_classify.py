@@ -1,0 +1,193 @@
+"""Classification over real HTTP: evidence, provenance in SQL, and revocation at once."""
+
+import tarfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from asifdb.services import ingestion, licences
+from tests.integration.api.conftest import Api
+from tests.samples import cifar_subset, copy_samples
+
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _ingest(api: Api, source: Path, licence: str, **options: object) -> None:
+    platform = api.platform
+    with platform.sessions.begin() as session:
+        licences.create(session, name=licence, actor="test")
+        job = ingestion.start_job(
+            session,
+            source=str(source),
+            license_name=licence,
+            actor="test",
+            batch_size=128,
+            **options,
+        )
+        batches = ingestion.pending_batches(session, job_id=job.id)
+    for batch in batches:
+        ingestion.process_batch(
+            sessions=platform.sessions,
+            blobs=platform.blobs,
+            encoders=platform.encoders,
+            batch_id=batch,
+        )
+
+
+@pytest.fixture
+def seeded(api: Api, tmp_path: Path, shared_data: Path) -> Api:
+    """300 Tiny-ImageNet pairs (licence tiny) and 100 CIFAR-10 train pairs (licence cifar)."""
+    wds = tmp_path / "wds"
+    wds.mkdir()
+    with tarfile.open(wds / "00000.tar", "w") as tar:
+        copy_samples(shared_data, tar, 300)
+    _ingest(api, wds, "tiny")
+    cifar = cifar_subset(shared_data, tmp_path / "cifar", "train", 10)
+    _ingest(api, cifar, "cifar", template="a photo of a {}.")
+    return api
+
+
+def _classify(client, image: Path, **form: object):  # noqa: ANN001, ANN202
+    data = {"labels": CIFAR, "k": "50", **form}
+    return client.post(
+        "/v1/classify", files=[("images", (image.name, image.read_bytes()))], data=data
+    )
+
+
+def _licences_of(api: Api, prediction_id: int) -> set[str]:
+    query = "SELECT DISTINCT license_name FROM prediction_provenance WHERE prediction_id = :p"
+    with api.platform.sessions() as session:
+        return set(session.execute(text(query), {"p": prediction_id}).scalars())
+
+
+def test_classify_explains_and_revocation_takes_effect_at_once(
+    seeded: Api, shared_data: Path
+) -> None:
+    image = sorted((shared_data / "cifar10" / "test" / "ship").iterdir())[0]
+    with seeded.client("app") as app_client:
+        before = _classify(app_client, image)
+    assert before.status_code == 200, before.text
+    [result] = before.json()
+    assert set(result["scores"]) == set(CIFAR)
+    assert result["label"] == max(result["scores"], key=result["scores"].get)
+    evidence = result["evidence"]
+    assert evidence and {
+        "pair_id",
+        "caption",
+        "image_similarity",
+        "caption_similarity",
+        "contribution",
+    } <= set(evidence[0])
+    assert "cifar" in {e["license"] for e in evidence}
+
+    with seeded.platform.sessions() as session:
+        total = session.execute(
+            text("SELECT sum(contribution) FROM prediction_evidence WHERE prediction_id = :p"),
+            {"p": result["prediction_id"]},
+        ).scalar_one()
+    assert total == pytest.approx(result["score"], rel=1e-4), "contributions sum to the score"
+    assert "cifar" in _licences_of(seeded, result["prediction_id"])
+
+    with seeded.client("steward") as steward:
+        cifar_id = next(r["id"] for r in steward.get("/v1/licenses").json() if r["name"] == "cifar")
+        revoked = steward.post(f"/v1/licenses/{cifar_id}/revoke", json={"reason": "expired"})
+        assert revoked.status_code == 200 and revoked.json()["pairs_removed"] == 100
+
+    with seeded.client("app") as app_client:
+        [after] = _classify(app_client, image).json()
+    assert after["model_version"] > result["model_version"]
+    assert after["usable_pairs"] == result["usable_pairs"] - 100
+    assert "cifar" not in {e["license"] for e in after["evidence"]}
+    assert _licences_of(seeded, after["prediction_id"]) == {"tiny"}
+
+
+def test_bad_classify_requests_are_clear_4xx(seeded: Api, shared_data: Path) -> None:
+    image = sorted((shared_data / "cifar10" / "test" / "cat").iterdir())[0]
+    with seeded.client("app") as client:
+        empty = client.post(
+            "/v1/classify", files=[("images", ("a.png", image.read_bytes()))], data={"labels": []}
+        )
+        assert empty.status_code == 422
+        one = _classify(client, image, labels=["cat"])
+        assert one.status_code == 422 and "two" in one.json()["detail"]
+        corrupt = client.post(
+            "/v1/classify", files=[("images", ("x.jpg", b"not an image"))], data={"labels": CIFAR}
+        )
+        assert corrupt.status_code == 422 and "x.jpg" in corrupt.json()["detail"]
+        bad_k = _classify(client, image, k="0")
+        assert bad_k.status_code == 422
+        unknown = _classify(client, image, templates="nonsense")
+        assert unknown.status_code == 422 and "template set" in unknown.json()["detail"]
+    with seeded.client("auditor") as auditor:
+        assert _classify(auditor, image).status_code == 403
+    with seeded.platform.sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM predictions")).scalar_one() == 0
+
+
+def test_impact_report_reruns_what_the_licence_carried(seeded: Api, shared_data: Path) -> None:
+    images = [sorted((shared_data / "cifar10" / "test" / c).iterdir())[0] for c in CIFAR[:4]]
+    with seeded.client("app") as app_client:
+        made = [_classify(app_client, image).json()[0] for image in images]
+    with seeded.client("steward") as steward:
+        cifar_id = next(r["id"] for r in steward.get("/v1/licenses").json() if r["name"] == "cifar")
+        report = steward.get(f"/v1/licenses/{cifar_id}/impact", params={"sample": 10})
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["pairs"] == 100 and body["usable_pairs"] == 100
+    assert body["predictions_influenced"] == len(made)
+    assert body["sample_size"] == len(made)
+    for row in body["sample"]:
+        assert row["rerun"] is not None and row["changed"] == (
+            row["rerun"]["label"] != row["label_then"]
+        )
+    # The dry run recorded nothing and changed nothing.
+    with seeded.platform.sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM predictions")).scalar_one() == len(made)
+        assert (
+            session.execute(
+                text("SELECT count(*) FROM usable_pairs WHERE license_id = :l"), {"l": cifar_id}
+            ).scalar_one()
+            == 100
+        )
+
+    with seeded.client("auditor") as auditor:
+        one = auditor.get(f"/v1/predictions/{made[0]['prediction_id']}").json()
+        assert one["predicted_label"] == made[0]["label"]
+        assert one["evidence"][0]["pair_id"] == made[0]["evidence"][0]["pair_id"]
+        assert one["model"]["k"] == 50
+    with seeded.client("app") as app_client:
+        assert app_client.get(f"/v1/licenses/{cifar_id}/impact").status_code == 403
+
+
+def test_retrieve_both_ways(seeded: Api, shared_data: Path) -> None:
+    image = sorted((shared_data / "cifar10" / "test" / "ship").iterdir())[0]
+    with seeded.client("app") as client:
+        given = client.post(
+            "/v1/retrieve",
+            data={
+                "direction": "image_to_text",
+                "k": "50",
+                "candidate_texts": ["a photo of a ship.", "a photo of a cat.", "my mug"],
+            },
+            files=[("image", (image.name, image.read_bytes()))],
+        )
+        assert given.status_code == 200, given.text
+        hits = given.json()["hits"]
+        assert [h["rank"] for h in hits] == [1, 2, 3]
+        assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+
+        collection = client.post(
+            "/v1/retrieve",
+            data={
+                "direction": "text_to_image",
+                "text": "a photo of a ship.",
+                "top": "5",
+                "k": "50",
+            },
+        )
+        assert collection.status_code == 200, collection.text
+        found = collection.json()["hits"]
+        assert len(found) == 5 and all(h["pair_id"] for h in found)
+        missing = client.post("/v1/retrieve", data={"direction": "text_to_image"})
+        assert missing.status_code == 422

@@ -1,0 +1,159 @@
+"""ExactTopK: exact against the dense oracle, independent of chunking, and its edge cases."""
+
+import numpy as np
+import pytest
+import torch
+from engine_data import clustered
+from engine_reference import boundary_gap, top_k
+
+from asifdb.engine import ExactTopK, normalise
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return clustered(rng, 6000, 48), clustered(rng, 70, 48)
+
+
+def test_matches_dense_reference(data: tuple[np.ndarray, np.ndarray]) -> None:
+    anchors, queries = data
+    assert boundary_gap(queries, anchors, 200) > 1e-6  # no float32/float64 near-tie
+    indices, sims = ExactTopK(anchors, chunk_size=1000).search(queries, 200)
+    ref_indices, ref_sims = top_k(queries, anchors, 200)
+    np.testing.assert_array_equal(indices, ref_indices)
+    np.testing.assert_allclose(sims, ref_sims, atol=2e-7)
+    assert indices.dtype == np.int64 and sims.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("n", "chunk_size"), [(300, 1), (1500, 37), (6000, 1000), (6000, 4096)])
+def test_chunked_equals_one_chunk_bit_for_bit(
+    data: tuple[np.ndarray, np.ndarray], dtype: torch.dtype, n: int, chunk_size: int
+) -> None:
+    anchors, queries = data[0][:n], data[1]
+    whole = ExactTopK(anchors, dtype=dtype, chunk_size=n).search(queries, 120)
+    chunked = ExactTopK(anchors, dtype=dtype, chunk_size=chunk_size).search(queries, 120)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
+
+
+def test_one_query_at_a_time_equals_the_batch(data: tuple[np.ndarray, np.ndarray]) -> None:
+    anchors, queries = data
+    index = ExactTopK(anchors, dtype=torch.bfloat16, chunk_size=2048)
+    batch = index.search(queries, 100)
+    for i in (0, 33, 69):
+        one = index.search(queries[i : i + 1], 100)
+        np.testing.assert_array_equal(one[0][0], batch[0][i])
+        np.testing.assert_array_equal(one[1][0], batch[1][i])
+
+
+def test_bfloat16_storage_is_exact_over_the_rounded_anchors(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    anchors, queries = data
+    rounded = torch.from_numpy(normalise(anchors)).bfloat16().float().numpy().astype(np.float64)
+    sims = (normalise(queries).astype(np.float64) @ rounded.T).astype(np.float32)
+    order = np.lexsort((np.broadcast_to(np.arange(len(anchors)), sims.shape), -sims), axis=1)
+    indices, got = ExactTopK(anchors, dtype=torch.bfloat16, chunk_size=999).search(queries, 150)
+    np.testing.assert_array_equal(indices, order[:, :150])
+    np.testing.assert_array_equal(got, np.take_along_axis(sims, order[:, :150], axis=1))
+
+
+def test_fewer_anchors_than_k_keeps_all_of_them() -> None:
+    rng = np.random.default_rng(1)
+    anchors, queries = rng.standard_normal((7, 5)), rng.standard_normal((3, 5))
+    indices, sims = ExactTopK(anchors).search(queries, 800)
+    assert indices.shape == (3, 7)
+    np.testing.assert_array_equal(np.sort(indices, axis=1), np.tile(np.arange(7), (3, 1)))
+    assert np.all(np.diff(sims, axis=1) <= 0)
+
+
+def test_k_equals_one_is_the_nearest_anchor(data: tuple[np.ndarray, np.ndarray]) -> None:
+    anchors, queries = data
+    indices, _ = ExactTopK(anchors, chunk_size=500).search(queries, 1)
+    np.testing.assert_array_equal(indices[:, 0], top_k(queries, anchors, 1)[0][:, 0])
+
+
+def test_ties_go_to_the_smaller_key_even_across_chunks() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((50, 8))
+    # 10 copies of anchor 0 spread over chunks, plus scaled copies (same cosine).
+    anchors = np.concatenate([base, np.repeat(base[:1], 10, axis=0) * 3.0])
+    query = base[:1] + 1e-3 * rng.standard_normal((1, 8))
+    for chunk_size in (1, 7, 64):
+        indices, sims = ExactTopK(anchors, chunk_size=chunk_size).search(query, 5)
+        np.testing.assert_array_equal(indices[0], [0, 50, 51, 52, 53])
+        assert len(set(sims[0].tolist())) == 1
+    ids = np.arange(len(anchors))[::-1] * 10  # keys descend as positions ascend
+    indices, _ = ExactTopK(anchors, ids=ids, chunk_size=7).search(query, 3)
+    np.testing.assert_array_equal(indices[0], sorted(ids[[0, *range(50, 60)]])[:3])
+
+
+def test_half_precision_inputs_are_accepted() -> None:
+    rng = np.random.default_rng(3)
+    anchors = rng.standard_normal((300, 16)).astype(np.float16)
+    queries = rng.standard_normal((4, 16)).astype(np.float32)
+    from_half = ExactTopK(anchors).search(queries, 20)
+    from_single = ExactTopK(anchors.astype(np.float32)).search(queries, 20)
+    np.testing.assert_array_equal(from_half[0], from_single[0])
+    from_bf16 = ExactTopK(torch.from_numpy(anchors.astype(np.float32)).bfloat16())
+    assert from_bf16.search(queries, 20)[0].shape == (4, 20)
+
+
+@pytest.mark.parametrize(
+    ("anchors", "queries", "k", "message"),
+    [
+        (np.zeros((0, 4)), np.ones((1, 4)), 3, "anchors is empty"),
+        (np.ones((5, 4)), np.zeros((0, 4)), 3, "queries is empty"),
+        (np.ones((5, 4)), np.ones((2, 3)), 3, "3 dimensions but the anchors 4"),
+        (np.ones((5, 4)), np.ones((2, 4)), 0, "k must be at least 1"),
+        (np.ones(5), np.ones((2, 4)), 3, "2-d"),
+        (np.ones((5, 4)), np.full((1, 4), np.nan), 3, "NaN"),
+        (np.eye(5, 4), np.ones((1, 4)), 3, "row 4 is all zeros"),
+        (np.ones((5, 4), dtype=np.int64), np.ones((1, 4)), 3, "floating point"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(
+    anchors: np.ndarray, queries: np.ndarray, k: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ExactTopK(anchors).search(queries, k)
+
+
+def test_revoke_restore_add_equal_a_rebuilt_index(data: tuple[np.ndarray, np.ndarray]) -> None:
+    anchors, queries = data
+    ids = np.arange(len(anchors)) * 3 + 1
+    index = ExactTopK(anchors[:5000], ids=ids[:5000], dtype=torch.bfloat16, chunk_size=1024)
+    index.revoke(ids[100:3000])
+    index.add(ids[5000:], anchors[5000:])
+    index.restore(ids[2000:2500])
+    index.revoke(ids[2000:2001])  # revoked twice: no-op the second time
+    usable = np.ones(len(anchors), dtype=bool)
+    usable[100:3000] = False
+    usable[2001:2500] = True
+    rebuilt = ExactTopK(anchors[usable], ids=ids[usable], dtype=torch.bfloat16, chunk_size=777)
+    assert index.n_anchors == rebuilt.n_anchors == usable.sum()
+    for got, want in zip(index.search(queries, 250), rebuilt.search(queries, 250), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="unknown anchor id 2"):
+        index.revoke(np.array([2]))
+    with pytest.raises(ValueError, match="exists"):
+        index.add(ids[:1], anchors[:1])
+
+
+def test_every_anchor_revoked_is_a_clear_error() -> None:
+    index = ExactTopK(np.eye(3))
+    index.revoke(np.arange(3))
+    with pytest.raises(ValueError, match="no usable anchors"):
+        index.search(np.ones((1, 3)), 2)
+
+
+def test_a_failed_add_leaves_the_index_as_it_was() -> None:
+    index = ExactTopK(np.eye(4), chunk_size=3)
+    bad = np.ones((5, 4))
+    bad[4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        index.add(np.arange(10, 15), bad)
+    assert index.n_anchors == 4
+    index.add(np.arange(10, 12), np.ones((2, 4)))
+    np.testing.assert_array_equal(index.search(np.ones((1, 4)), 2)[0], [[10, 11]])

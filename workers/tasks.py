@@ -1,0 +1,87 @@
+"""Celery tasks. Each takes ids, calls one service, and is safe to run twice."""
+
+import logging
+import threading
+from datetime import timedelta
+
+from celery import signals
+from sqlalchemy.exc import OperationalError
+
+from asifdb.errors import AsifdbError
+from asifdb.services import ingestion
+from workers import runtime
+from workers.app import app
+
+log = logging.getLogger(__name__)
+
+
+@app.task(
+    name="asifdb.ingest_batch",
+    bind=True,
+    autoretry_for=(OperationalError, ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
+    """Encode and store one batch of a job (idempotent: a done batch is skipped)."""
+    platform = runtime.platform()
+    try:
+        outcome = ingestion.process_batch(
+            sessions=platform.sessions,
+            blobs=platform.blobs,
+            encoders=platform.encoders,
+            batch_id=batch_id,
+        )
+    except AsifdbError as exc:
+        with platform.sessions.begin() as session:
+            ingestion.fail_job_of_batch(session, batch_id=batch_id, error=str(exc))
+        log.error("batch %s failed for good: %s", batch_id, exc)
+        return {"batch_id": batch_id, "status": "failed", "error": str(exc)}
+    return outcome.__dict__
+
+
+def dispatch(batch_ids: list[int]) -> None:
+    """Send batches to the workers and note when (what recovery looks at)."""
+    if not batch_ids:
+        return
+    with runtime.platform().sessions.begin() as session:
+        ingestion.mark_dispatched(session, batch_ids=batch_ids)
+    for batch_id in batch_ids:
+        ingest_batch.delay(batch_id)
+
+
+def recover(older_than: timedelta) -> list[int]:
+    """Send again every batch a lost message left undone."""
+    with runtime.platform().sessions.begin() as session:
+        stalled = ingestion.stalled_batches(session, older_than=older_than)
+    dispatch(stalled)
+    if stalled:
+        log.warning("re-sent %d batches whose messages were lost", len(stalled))
+    return stalled
+
+
+def _recovery_loop(stop: threading.Event) -> None:
+    # At start every undone batch is suspect (this worker may be replacing a dead one);
+    # afterwards only those that waited longer than a batch ever should (a broker restart).
+    settings = runtime.platform().settings
+    older_than = timedelta(0)
+    while not stop.is_set():
+        try:
+            recover(older_than)
+        except OperationalError as exc:
+            log.warning("recovery skipped, database unreachable: %s", exc)
+        older_than = timedelta(seconds=settings.recovery_stale_after_s)
+        stop.wait(settings.recovery_interval_s)
+
+
+_stop_recovery = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_recovery(**_: object) -> None:
+    threading.Thread(target=_recovery_loop, args=(_stop_recovery,), daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_recovery_loop(**_: object) -> None:
+    _stop_recovery.set()
