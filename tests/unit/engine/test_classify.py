@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-from engine_data import clustered
-from engine_reference import scores as dense_scores
 
 from asifdb.engine import (
     captions_for,
@@ -13,6 +11,8 @@ from asifdb.engine import (
     relative_representation,
     sparse_scores,
 )
+from tests.unit.engine.engine_data import clustered
+from tests.unit.engine.engine_reference import scores as dense_scores
 
 
 @pytest.fixture(scope="module")

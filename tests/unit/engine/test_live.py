@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from engine_data import clustered
 
 from asifdb.engine import ExactTopK, LiveCaptionReps, SparseRep, relative_representation
+from tests.unit.engine.engine_data import clustered
 
 
 def _scratch(

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from engine_data import clustered
-from engine_reference import boundary_gap
-from engine_reference import relative_representation as dense_rep
 
 from asifdb.engine import ExactTopK, from_neighbours, reindex, relative_representation
+from tests.unit.engine.engine_data import clustered
+from tests.unit.engine.engine_reference import boundary_gap
+from tests.unit.engine.engine_reference import relative_representation as dense_rep
 
 
 @pytest.mark.parametrize(("n", "k", "p"), [(500, 50, 8), (40, 800, 8), (300, 1, 3), (200, 37, 1)])

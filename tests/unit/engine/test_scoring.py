@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from engine_data import clustered
-from engine_reference import scores as dense_scores
 
 from asifdb.engine import relative_representation, scores, sparse_scores
+from tests.unit.engine.engine_data import clustered
+from tests.unit.engine.engine_reference import scores as dense_scores
 
 
 def test_random_pairs_match_the_dense_definition() -> None:
