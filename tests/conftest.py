@@ -23,7 +23,21 @@ from asifdb.db import embedded, schema  # noqa: E402
 from asifdb.db.session import make_engine  # noqa: E402
 from asifdb.services.model import Encoders  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The read-only real data: $SHARED_DATA, else ../shared/data beside the checkout."""
+    candidates = [
+        os.environ.get("SHARED_DATA", ""),
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        "/work/shared/data",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return Path(candidates[1])
+
+
+SHARED_DATA = _shared_data()
 TEMPLATE = "asifdb_template"
 
 

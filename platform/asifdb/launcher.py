@@ -30,12 +30,23 @@ def services(settings: Settings) -> list[Service]:
     py = sys.executable
     worker = "celery -A workers.app worker --pool solo --loglevel INFO --hostname asifdb-worker@%h"
     api = f"uvicorn asifdb.api.main:app --host {settings.api_host} --port {settings.api_port}"
+    ui = (
+        f"streamlit run ui/app.py --server.address {settings.api_host} "
+        f"--server.port {settings.ui_port} --server.headless true "
+        "--browser.gatherUsageStats false"
+    )
     return [
         Service("worker", [py, "-m", *worker.split()], env=runtime_env()),
         Service(
             "api",
             [py, "-m", *api.split()],
             f"http://{settings.api_host}:{settings.api_port}",
+            env=runtime_env(),
+        ),
+        Service(
+            "ui",
+            [py, "-m", *ui.split()],
+            f"http://{settings.api_host}:{settings.ui_port}",
             env=runtime_env(),
         ),
     ]

@@ -1,11 +1,13 @@
 """Environment for processes that run encoders. glibc reads it only at process start, so the
 launchers (`asifdb up`, docker-compose, Celery) merge `runtime_env()` into a worker's env."""
 
-# A forward pass allocates and frees the same large activation buffers on every call. glibc's
-# default returns freed memory at the top of the heap to the kernel (trim threshold 128 KiB,
-# grown dynamically), so the next pass page-faults and zero-fills it all again. A trim
-# threshold of 4 GiB keeps it in the heap. (glibc ignores an mmap threshold above 32 MiB, so
-# buffers larger than that are still mapped per call; the value is kept as published.)
+# A forward pass allocates and frees the same large activation buffers on every call. glibc
+# serves blocks above its mmap threshold (128 KiB, raised dynamically to at most 32 MiB) with
+# fresh mappings and unmaps them on free, and trims the heap top past 128 KiB, so every pass
+# page-faults and zero-fills its buffers again (EfficientNet-Lite0 at batch 32 has 51 MB ones).
+# With both thresholds at 4 GiB every buffer stays in the heap and is reused (checked with
+# mallinfo2: a 40 MB block is heap, not mapped). Setting the trim threshold alone is worse than
+# nothing: it freezes the mmap threshold at 128 KiB. Figures: docs/benchmarks-encoders.md.
 _GLIBC_MALLOC = {
     "MALLOC_MMAP_THRESHOLD_": "4294967296",
     "MALLOC_TRIM_THRESHOLD_": "4294967296",

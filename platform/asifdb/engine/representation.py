@@ -4,6 +4,7 @@ Services call `relative_representation`; the ANN path builds one with `from_neig
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -30,6 +31,18 @@ class SparseRep:
 
     def __len__(self) -> int:
         return self.indices.shape[0]
+
+    @cached_property
+    def by_anchor(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries sorted by anchor key (stable): keys, their rows, values as float64 (m,).
+
+        Computed once per representation; `sparse_scores` joins on it (captions are reused
+        for every batch of images).
+        """
+        keys = self.indices.ravel()
+        order = np.argsort(keys, kind="stable")
+        rows = order // max(self.indices.shape[1], 1)
+        return keys[order], rows, self.values.ravel()[order].astype(np.float64)
 
     def dense(self) -> np.ndarray:
         """(n, n_anchors) float32 matrix; only for positional indices and small n_anchors."""

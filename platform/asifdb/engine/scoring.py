@@ -27,11 +27,7 @@ def sparse_scores(a: SparseRep, b: SparseRep) -> np.ndarray:
         )
     n_a, n_b = len(a), len(b)
     out = np.zeros(n_a * n_b, dtype=np.float64)
-    b_keys = b.indices.ravel()
-    b_order = np.argsort(b_keys, kind="stable")
-    b_sorted = b_keys[b_order]
-    b_rows = b_order // max(b.indices.shape[1], 1)
-    b_vals = b.values.ravel()[b_order].astype(np.float64)
+    b_sorted, b_rows, b_vals = b.by_anchor
     lo_all = np.searchsorted(b_sorted, a.indices, side="left")
     hi_all = np.searchsorted(b_sorted, a.indices, side="right")
     counts = np.where(a.indices >= 0, hi_all - lo_all, 0)

@@ -17,8 +17,9 @@ STORAGE_DTYPES = (torch.float32, torch.bfloat16)
 # value from below, and whole blocks under the bound are skipped without looking inside.
 _BLOCK = 64
 _QUERY_BATCH = 256
-# float64 working set of one rerank step (gathered anchor rows).
-_RERANK_BYTES = 32 << 20
+# Below this many similarities a threaded torch reduction loses to numpy: each torch call
+# waits on the thread pool, milliseconds on a busy machine.
+_THREADED = 1 << 20
 _NO_KEY = np.iinfo(np.int64).max
 
 
@@ -42,12 +43,12 @@ class ExactTopK:
     (n,) int64 are the keys `search` returns (default: row positions); ties in similarity
     go to the smaller key.
 
-    The similarity of a query q and a stored anchor a is fl32(q . a) with q the float32 unit
-    query and the dot product accumulated in float64: `search` returns exactly the k best by
-    that value. The chunked scan uses a fast matmul with a proven error bound, keeps every
-    anchor within twice that bound of the k-th best, and reranks those in float64; so results
-    do not depend on chunk size, batch size or dtype-specific kernels. bfloat16 storage
-    changes the anchors themselves (each component rounded to 8 significant bits).
+    The similarity of a query q (float32, unit) and a stored anchor a is the float32 sum of
+    q_j * a_j in the fixed order of torch's row reduction; `search` returns exactly the k
+    best by that value. The chunked scan runs a fast matmul whose error is bounded, keeps
+    every anchor that can still reach the top k given that bound, and reranks those: results
+    do not depend on chunk size, batch size or matmul kernel. bfloat16 storage changes the
+    anchors themselves (each component rounded to 8 significant bits).
 
     Memory: n * d * (4 or 2) bytes for the anchors, plus per search about
     256 * chunk_size * 4 bytes of similarities. Not safe for edits concurrent with searches.
@@ -200,13 +201,13 @@ class ExactTopK:
             stop = start + _QUERY_BATCH
             qb = q[start:stop]
             low = (
-                torch.full((len(qb),), -torch.inf)
+                np.full(len(qb), -np.inf)
                 if floor is None
-                else torch.from_numpy(np.asarray(floor[start:stop], dtype=np.float32))
+                else np.asarray(floor[start:stop], dtype=np.float64)
             )
-            pool = self._scan(qb, k, low, among)
-            fine = self._fine(qb, pool, k, low)
-            fine = np.where(fine >= low.numpy()[:, None], fine, -np.inf)
+            pool = np.sort(self._scan(qb, k, low, among), axis=1)
+            fine = self._fine(qb, pool)
+            fine = np.where(fine >= low[:, None], fine, -np.inf)
             pos = np.where(np.isfinite(fine), pool, -1)
             if pos.shape[1] == 0:  # nothing passed the floor: one column of "no hit"
                 pos = np.full((len(qb), 1), -1)
@@ -228,61 +229,72 @@ class ExactTopK:
         """How far the scan's similarity of unit queries `q` (run as `qs`) can be from exact."""
         u32 = 2.0**-24
         gamma = self._dim * u32 / (1 - self._dim * u32)  # float32 sum of d products
+        # Both the scan and the rerank sum d float32 products: each is within gamma + u32
+        # of the exact dot product (|q| = |a| = 1), so within twice that of each other.
         if self._dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest":
-            return _ScanBound(torch.full((len(q),), 1.01 * gamma + 3 * u32), 0.0)
+            return _ScanBound(np.full(len(q), 2.02 * (gamma + u32)), 0.0)
         u16 = 2.0**-8
         if self._dtype == torch.float32:
             # float32 matmuls allowed to round both operands to bfloat16 internally.
-            rounding = torch.full((len(q),), 2 * u16)
+            rounding = np.full(len(q), 2 * u16)
         else:
             # The query's own rounding to bfloat16, measured: |(bf16(q) - q) . a| <= |e| |a|.
-            rounding = torch.linalg.vector_norm(qs.double() - q.double(), dim=1).float()
-            rounding = rounding * (1 + u16)
-        delta = 1.01 * (rounding + gamma * (1 + u16) ** 2) + 3 * u32
-        return _ScanBound(delta, u16)
+            error = torch.linalg.vector_norm(qs.double() - q.double(), dim=1).numpy()
+            rounding = error * (1 + u16)
+        return _ScanBound(1.01 * (rounding + 2 * (gamma + u32) * (1 + u16) ** 2), u16)
 
     def _scan(
-        self, q: torch.Tensor, k: int, floor: torch.Tensor, among: np.ndarray | None
+        self, q: torch.Tensor, k: int, floor: np.ndarray, among: np.ndarray | None
     ) -> np.ndarray:
         """Positions (b, P) (-1 padded) holding every anchor that can be in the exact top-k.
 
         Keeps anchors whose scan similarity could still beat the exact k-th best, given the
         scan's error bound. The k-th best is bounded from below by the k-th largest block
         maximum (those are k distinct anchors) and by the k-th best of the pool so far.
+        Bookkeeping is numpy: many small torch ops each wait on the thread pool, which
+        costs milliseconds apiece on a busy machine.
         """
         b = len(q)
         qs = q.to(self._dtype)
         bound = self._bound(q, qs)
         low = bound.lowest_scan(floor)
-        tau = torch.full((b,), -torch.inf)
-        pool_c = torch.empty((b, 0))
-        pool_p = torch.empty((b, 0), dtype=torch.int64)
+        tau = np.full(b, -np.inf)
+        pool_c = np.empty((b, 0), dtype=np.float32)
+        pool_p = np.empty((b, 0), dtype=np.int64)
         # One buffer for all chunks: fresh multi-MB tensors cost a page fault per 4 KiB.
         buffer = torch.empty(b * min(self._chunk, self._n), dtype=self._dtype)
         for rows, positions, revoked in self._chunks(among):
             sims = buffer[: b * len(rows)].view(b, len(rows))
-            torch.matmul(qs, rows.T, out=sims)
+            if b == 1:  # matrix-vector: oneDNN's bfloat16 (1 x d) @ (d x n) path is slower
+                torch.mv(rows, qs[0], out=sims[0])
+            else:
+                torch.matmul(qs, rows.T, out=sims)
             if revoked is not None:
                 sims[:, revoked] = -torch.inf
-            new_c, new_p, tau = _chunk_candidates(sims, k, tau, bound, low)
-            new_p = torch.where(new_p >= 0, positions[new_p.clamp(min=0)], -1)
+            new_c, new_cols, tau = _chunk_candidates(sims, k, tau, bound, low)
+            new_p = np.where(new_cols >= 0, positions[new_cols.clip(min=0)], -1)
             pool_c, pool_p, tau = _merge(
-                torch.cat([pool_c, new_c], 1), torch.cat([pool_p, new_p], 1), k, tau, bound, low
+                np.concatenate([pool_c, new_c], 1),
+                np.concatenate([pool_p, new_p], 1),
+                k,
+                tau,
+                bound,
+                low,
             )
-        return pool_p.numpy()
+        return pool_p
 
     def _chunks(
         self, among: np.ndarray | None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray, torch.Tensor | None]]:
         """(anchor rows, their storage positions, revoked columns) for each chunk scanned."""
         if among is None:
             for i, block in enumerate(self._blocks):
                 start = i * self._chunk
-                yield block, torch.arange(start, start + len(block)), self._revoked(i)
+                yield block, np.arange(start, start + len(block)), self._revoked(i)
             return
         for start in range(0, len(among), self._chunk):
-            positions = torch.from_numpy(among[start : start + self._chunk])
-            yield self._gather(positions.numpy()), positions, None
+            positions = among[start : start + self._chunk]
+            yield self._gather(positions), positions, None
 
     def _revoked(self, block: int) -> torch.Tensor | None:
         if block not in self._revoked_cols:
@@ -291,45 +303,45 @@ class ExactTopK:
             self._revoked_cols[block] = torch.from_numpy(cols) if len(cols) else None
         return self._revoked_cols[block]
 
-    def _fine(
-        self, q: torch.Tensor, positions: np.ndarray, k: int, floor: torch.Tensor
-    ) -> np.ndarray:
-        """Exact similarities fl32(q . a), summed in float64, of the pooled anchors that can
-        be in the top k (-inf for the others and for position -1).
+    def _fine(self, q: torch.Tensor, positions: np.ndarray) -> np.ndarray:
+        """The similarity (see the class docs) of each query to its pooled anchors (b, P),
+        positions sorted ascending per row; -inf where the position is -1.
 
-        float64 makes a value independent of how BLAS orders the sum (two orders differ by
-        ~1e-16, which changes the float32 rounding about once in 10**8 values). To spend it
-        only where needed, a float32 pass first drops the pool's tail (error <= d * 2**-24).
+        One (query, anchor) pair always gets the same value: float32 products summed along d
+        by numpy's pairwise row sum, whose order depends on d only, not on how many rows,
+        chunks or queries share the call (a BLAS matmul gives no such promise).
         """
         b, width = positions.shape
         out = np.full((b, width), -np.inf, dtype=np.float32)
-        if width == 0:
-            return out
-        u32 = 2.0**-24
-        slack = 1.02 * self._dim * u32 / (1 - self._dim * u32) + 2 * u32
-        step = max(1, _RERANK_BYTES // (width * self._dim * 4))
-        for start in range(0, b, step):
-            pos = torch.from_numpy(positions[start : start + step])
-            qb = q[start : start + step]
-            rows = self._gather(pos.clamp(min=0).reshape(-1).numpy()).to(torch.float32)
-            rows = rows.view(len(pos), width, self._dim)
-            rough = torch.bmm(rows, qb[:, :, None])[..., 0].masked_fill(pos < 0, -torch.inf)
-            cut = floor[start : start + step] - slack
-            if width >= k:
-                kth = torch.topk(rough, k, dim=1, sorted=False).values.amin(1)
-                cut = torch.maximum(cut, kth - 2 * slack)
-            keep = (rough >= cut[:, None]).numpy()
-            rows_np, q_np = rows.numpy(), qb.numpy()
-            for i in range(len(pos)):
-                cols = np.flatnonzero(keep[i])
-                # einsum widens to float64 in small buffers: no float64 copy of the rows.
-                exact = np.einsum("jd,d->j", rows_np[i, cols], q_np[i], dtype=np.float64)
-                out[start + i, cols] = exact
+        blocks = [self._raw(i) for i in range(len(self._blocks))]
+        starts = np.arange(1, len(blocks)) * self._chunk
+        q_np = q.numpy()
+        # Reused per query: fresh multi-MB arrays cost a page fault per 4 KiB.
+        rows = np.empty((width, self._dim), dtype=blocks[0].dtype)
+        products = np.empty((width, self._dim), dtype=np.float32)
+        for i in range(b):
+            first = int(np.searchsorted(positions[i], 0))  # -1 pads sort first
+            pos = positions[i, first:]
+            m = len(pos)
+            # Sorted positions: each block's rows land in one contiguous slice of `rows`.
+            cuts = [0, *np.searchsorted(pos, starts).tolist(), m]
+            for block, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+                if hi > lo:
+                    local = pos[lo:hi] - block * self._chunk
+                    np.take(blocks[block], local, axis=0, out=rows[lo:hi], mode="clip")
+            if rows.dtype == np.int16:  # bfloat16 bits: the top half of a float32
+                np.left_shift(rows[:m], 16, out=products[:m].view(np.int32), dtype=np.int32)
+                np.multiply(products[:m], q_np[i], out=products[:m])
+            else:
+                np.multiply(rows[:m], q_np[i], out=products[:m])
+            out[i, first:] = products[:m].sum(axis=1)
         return out
 
     def _gather(self, positions: np.ndarray) -> torch.Tensor:
         """Stored rows at `positions` (m,), in the storage dtype."""
-        rows = _take([self._raw(i) for i in range(len(self._blocks))], positions, self._chunk)
+        blocks = [self._raw(i) for i in range(len(self._blocks))]
+        rows = np.empty((len(positions), self._dim), dtype=blocks[0].dtype)
+        _take(blocks, positions, self._chunk, rows)
         return torch.from_numpy(rows).view(self._dtype)
 
     def _raw(self, block: int) -> np.ndarray:
@@ -382,98 +394,118 @@ class ExactTopK:
 class _ScanBound:
     """Error bound of scan similarities: |scan - exact| <= delta + u * |value| per query.
 
-    `delta` covers the query's rounding and float32 accumulation, `u` the rounding of the
+    `delta` (b,) covers the query's rounding and the float32 sums, `u` the rounding of the
     output to the scan dtype (0 for float32). Derivation in docs/benchmarks-engine.md.
     """
 
-    def __init__(self, delta: torch.Tensor, u: float) -> None:
+    def __init__(self, delta: np.ndarray, u: float) -> None:
         self.delta = delta
         self.u = u
 
-    def lowest_scan(self, exact: torch.Tensor) -> torch.Tensor:
+    def lowest_scan(self, exact: np.ndarray) -> np.ndarray:
         """Lowest scan similarity of an anchor whose exact similarity is at least `exact`."""
-        slack = self.delta + self.u * (exact.abs() + self.delta)
-        return torch.where(exact.isfinite(), exact - slack, exact)
+        finite = np.isfinite(exact)
+        e = np.where(finite, exact, 0.0)
+        return np.where(finite, e - self.delta - self.u * (np.abs(e) + self.delta), exact)
 
-    def threshold(self, kth_scan: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    def threshold(self, kth_scan: np.ndarray, low: np.ndarray) -> np.ndarray:
         """Lowest scan similarity that can still reach the top k, when k anchors scan at
         least `kth_scan`; never below -2, so revoked anchors (-inf) never pass."""
-        slack = self.u * kth_scan.abs() / (1 - self.u) + self.delta
-        exact_kth = torch.where(kth_scan.isfinite(), kth_scan - slack, kth_scan)
-        return torch.maximum(self.lowest_scan(exact_kth), low).clamp(min=-2.0)
+        finite = np.isfinite(kth_scan)
+        s = np.where(finite, kth_scan, 0.0)
+        exact_kth = np.where(finite, s - self.u * np.abs(s) / (1 - self.u) - self.delta, kth_scan)
+        return np.maximum(self.lowest_scan(exact_kth), low).clip(min=-2.0)
+
+
+def _float32(x: np.ndarray) -> np.ndarray:
+    """Scan similarities as float32 (bfloat16 arrives as its int16 bit patterns)."""
+    if x.dtype == np.int16:
+        return (x.astype(np.int32) << 16).view(np.float32)
+    return x
+
+
+def _kth(values: np.ndarray, k: int) -> np.ndarray:
+    """k-th largest value of each row."""
+    return -np.partition(-values, k - 1, axis=1)[:, k - 1]
 
 
 def _chunk_candidates(
-    sims: torch.Tensor, k: int, tau: torch.Tensor, bound: _ScanBound, low: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sims: torch.Tensor, k: int, tau: np.ndarray, bound: _ScanBound, low: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns of `sims` (b, L) that may hold a top-k anchor: padded (b, m) values, columns."""
     b, length = sims.shape
     n_blocks = length // _BLOCK
     rest = n_blocks * _BLOCK
-    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    if n_blocks:
-        blocks = sims[:, :rest].view(b, n_blocks, _BLOCK)
-        maxima = blocks.amax(2).to(torch.float32)
-        if n_blocks >= k:
-            tau = torch.maximum(tau, torch.topk(maxima, k, dim=1, sorted=False).values.amin(1))
-        theta = bound.threshold(tau, low)
-        rows, block = torch.nonzero(maxima >= theta[:, None], as_tuple=True)
-        values = blocks[rows, block].to(torch.float32)
-        hit, offset = torch.nonzero(values >= theta[rows, None], as_tuple=True)
-        parts.append((rows[hit], block[hit] * _BLOCK + offset, values[hit, offset]))
+    raw = (sims.view(torch.int16) if sims.dtype == torch.bfloat16 else sims).numpy()
+    maxima = None
+    if n_blocks and b * length >= _THREADED:
+        # The one pass over the whole chunk: torch's vectorised, threaded reduction.
+        maxima = sims[:, :rest].view(b, n_blocks, _BLOCK).amax(2).to(torch.float32).numpy()
+    elif n_blocks:
+        maxima = _float32(raw[:, :rest]).reshape(b, n_blocks, _BLOCK).max(axis=2)
+    if maxima is not None and n_blocks >= k:
+        tau = np.maximum(tau, _kth(maxima, k))
+    elif length >= k and not np.isfinite(tau).all():
+        # Too few blocks for their maxima to bound anything: the chunk's own k-th best.
+        tau = np.maximum(tau, _kth(_float32(raw), k))
+    theta = bound.threshold(tau, low)
+    parts = []
+    if maxima is not None:
+        rows, block = np.nonzero(maxima >= theta[:, None])
+        # A strided view of the whole blocks: reshaping a column slice would copy the chunk.
+        row_stride, col_stride = raw.strides
+        as_blocks = np.lib.stride_tricks.as_strided(
+            raw, (b, n_blocks, _BLOCK), (row_stride, _BLOCK * col_stride, col_stride)
+        )
+        values = _float32(as_blocks[rows, block])
+        hit, offset = np.nonzero(values >= theta[rows, None])
+        parts.append(_padded(rows[hit], block[hit] * _BLOCK + offset, values[hit, offset], b))
     if rest < length:
-        theta = bound.threshold(tau, low)
-        tail = sims[:, rest:].to(torch.float32)
-        rows, cols = torch.nonzero(tail >= theta[:, None], as_tuple=True)
-        parts.append((rows, cols + rest, tail[rows, cols]))
-    values, cols = _padded(parts, b)
+        tail = _float32(raw[:, rest:])
+        rows, cols = np.nonzero(tail >= theta[:, None])
+        parts.append(_padded(rows, cols + rest, tail[rows, cols], b))
+    values = np.concatenate([p[0] for p in parts], 1)
+    cols = np.concatenate([p[1] for p in parts], 1)
     return values, cols, tau
 
 
 def _padded(
-    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], b: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column, value) triples, rows ascending within each part -> padded (b, m)."""
-    rows, cols, vals = (torch.cat([p[i] for p in parts]) for i in range(3))
-    if len(parts) > 1:
-        order = torch.argsort(rows, stable=True)
-        rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = torch.bincount(rows, minlength=b)
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, b: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column, value) triples, rows ascending -> padded (b, m) values and columns."""
+    counts = np.bincount(rows, minlength=b)
     width = int(counts.max()) if len(rows) else 0
-    starts = torch.cumsum(counts, 0) - counts
-    # One flat index: 1-d index_put is several times faster than 2-d advanced indexing.
-    flat = rows * width + torch.arange(len(rows)) - starts[rows]
-    out_v = torch.full((b * width,), -torch.inf)
-    out_c = torch.full((b * width,), -1, dtype=torch.int64)
+    starts = np.cumsum(counts) - counts
+    flat = rows * width + np.arange(len(rows)) - starts[rows]
+    out_v = np.full(b * width, -np.inf, dtype=np.float32)
+    out_c = np.full(b * width, -1, dtype=np.int64)
     out_v[flat] = vals
     out_c[flat] = cols
-    return out_v.view(b, width), out_c.view(b, width)
+    return out_v.reshape(b, width), out_c.reshape(b, width)
 
 
 def _merge(
-    values: torch.Tensor,
-    positions: torch.Tensor,
+    values: np.ndarray,
+    positions: np.ndarray,
     k: int,
-    tau: torch.Tensor,
+    tau: np.ndarray,
     bound: _ScanBound,
-    low: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    low: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raise the k-th-best bound from the pool, then drop what fell below it (padded)."""
     if values.shape[1] >= k:
-        tau = torch.maximum(tau, torch.topk(values, k, dim=1, sorted=False).values.amin(1))
-    keep = values >= bound.threshold(tau, low)[:, None]
-    rows, cols = torch.nonzero(keep, as_tuple=True)
-    vals, pos = _padded([(rows, positions[rows, cols], values[rows, cols])], len(values))
+        tau = np.maximum(tau, _kth(values, k))
+    rows, cols = np.nonzero(values >= bound.threshold(tau, low)[:, None])
+    vals, pos = _padded(rows, positions[rows, cols], values[rows, cols], len(values))
     return vals, pos, tau
 
 
-def _take(blocks: list[np.ndarray], positions: np.ndarray, chunk: int) -> np.ndarray:
-    """Rows at storage `positions` from consecutive blocks of `chunk` rows."""
+def _take(blocks: list[np.ndarray], positions: np.ndarray, chunk: int, out: np.ndarray) -> None:
+    """Rows at storage `positions` from consecutive blocks of `chunk` rows, into `out`."""
     if len(blocks) == 1:
-        return np.take(blocks[0], positions, axis=0)
-    out = np.empty((len(positions), blocks[0].shape[1]), dtype=blocks[0].dtype)
+        np.take(blocks[0], positions, axis=0, out=out, mode="clip")
+        return
     block_of = positions // chunk
     for i in np.unique(block_of):
         at = np.flatnonzero(block_of == i)
-        out[at] = np.take(blocks[int(i)], positions[at] - i * chunk, axis=0)
-    return out
+        out[at] = np.take(blocks[int(i)], positions[at] - i * chunk, axis=0, mode="clip")

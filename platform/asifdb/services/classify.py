@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from asifdb import engine
+from asifdb.anchors.ann import HnswTopK
 from asifdb.anchors.live import LiveModel, View
 from asifdb.blobs import BlobStore
 from asifdb.db.models import License, Pair
@@ -23,6 +24,9 @@ from asifdb.services.model import Encoders
 from asifdb.services.predictions import Evidence
 
 MAX_IMAGES = 64
+# Past this many usable pairs `auto` uses HNSW (docs/benchmarks.md: where the exact scan's
+# latency crosses the index's at the agreement the index reaches).
+AUTO_ANN_ABOVE = 1_000_000
 EVIDENCE_SHOWN = 10
 
 
@@ -66,8 +70,22 @@ def check_images(
     return valid
 
 
-def _image_reps(view: View, image_emb: np.ndarray, options: Options) -> engine.SparseRep:
-    return engine.relative_representation(image_emb, view.image_anchors(), options.k, options.p)
+def top_k_method(options: Options, view: View) -> str:
+    """`auto` is the exact scan up to AUTO_ANN_ABOVE usable pairs, HNSW beyond (benchmarks)."""
+    if options.method != "auto":
+        return options.method
+    return "ann" if view.rows.size > AUTO_ANN_ABOVE else "exact"
+
+
+def image_reps(
+    session: Session, view: View, image_emb: np.ndarray, options: Options, method: str
+) -> engine.SparseRep:
+    """Image relative representations over the view's anchors, indices are view positions."""
+    if method == "exact" or options.exclude_pairs:
+        return engine.relative_representation(image_emb, view.image_anchors(), options.k, options.p)
+    ids, sims = HnswTopK(session, "image").search(engine.normalise(image_emb), options.k)
+    neighbours = engine.from_neighbours(ids, sims, options.p, int(view.rows.size))
+    return engine.reindex(neighbours, view.pair_ids)
 
 
 def classify(
@@ -103,7 +121,8 @@ def classify(
     captions = tuple(candidates.captions)
     image_emb = encoders.image.embed_batch([v.image_bytes for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
-    image_rep = _image_reps(view, image_emb, options)
+    method = top_k_method(options, view)
+    image_rep = image_reps(session, view, image_emb, options, method)
     if options.exclude_pairs:
         caption_rep = engine.relative_representation(
             caption_emb, view.text_anchors(), options.k, options.p
@@ -115,7 +134,6 @@ def classify(
     caption_scores = engine.sparse_scores(image_rep, caption_rep)
     n_classes, n_templates = len(candidates.classes), len(candidates.templates)
     per_class = engine.class_scores(caption_scores, n_classes, n_templates, options.aggregation)
-    method = "exact"
     results = []
     for i, item in enumerate(valid):
         best = int(np.argmax(per_class[i]))

@@ -191,3 +191,18 @@ def test_retrieve_both_ways(seeded: Api, shared_data: Path) -> None:
         assert len(found) == 5 and all(h["pair_id"] for h in found)
         missing = client.post("/v1/retrieve", data={"direction": "text_to_image"})
         assert missing.status_code == 422
+
+
+def test_the_ann_path_agrees_with_the_exact_path(seeded: Api, shared_data: Path) -> None:
+    images = [sorted((shared_data / "cifar10" / "test" / c).iterdir())[1] for c in CIFAR]
+    with seeded.client("app") as client:
+        for image in images:
+            [exact] = _classify(client, image, method="exact").json()
+            [ann] = _classify(client, image, method="ann").json()
+            assert ann["label"] == exact["label"]
+            assert ann["score"] == pytest.approx(exact["score"], rel=1e-2)
+    with seeded.platform.sessions() as session:
+        methods = session.execute(
+            text("SELECT topk_method, count(*) FROM predictions GROUP BY 1")
+        ).all()
+    assert dict(methods) == {"exact": len(images), "ann": len(images)}

@@ -39,7 +39,7 @@ def test_encoders_built_before_a_fork_work_in_the_child(
     subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(cache), str(jpeg), str(tmp_path / "out.npz")],
         check=True,
-        timeout=300,
+        timeout=600,
     )
     out = np.load(tmp_path / "out.npz")
     assert float(out["image"][0] @ image_encoder.embed_batch(jpegs[:1])[0]) >= 0.99999

@@ -1,0 +1,268 @@
+"""Classify & explain: an image against labels, every class's score, the pairs that carried the
+prediction, and from any of them: open it, revoke its licence or delete it, then re-run."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import panels
+import runtime
+import streamlit as st
+
+from asifdb.blobs import sha256_of_uri
+from asifdb.errors import InvalidInput
+from asifdb.prompts import TEMPLATE_SETS
+from asifdb.services import classify, collection, labelsets, licences, pairs
+from asifdb.services.labelsets import Candidates
+
+_REQUEST, _RESULT, _BEFORE = "classify.request", "classify.result", "classify.before"
+_DONE = "classify.done"
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What to classify again after an action: the same image, candidates and settings."""
+
+    image: tuple[str, bytes]
+    candidates: Candidates
+    options: classify.Options
+
+
+def _run(request: _Request) -> dict[str, Any]:
+    """Classify (recorded, channel "ui"), with every class's neighbouring pairs for the plot."""
+    runtime.principal().require("classify")
+    platform = runtime.platform()
+    with platform.sessions.begin() as session:
+        [result] = classify.classify(
+            session,
+            live=platform.live,
+            encoders=platform.encoders,
+            images=[request.image],
+            candidates=request.candidates,
+            options=request.options,
+            client=runtime.principal().name,
+            channel="ui",
+            blobs=platform.blobs,
+        )
+        result["neighbours"] = collection.neighbours(
+            session,
+            live=platform.live,
+            encoders=platform.encoders,
+            image=request.image,
+            candidates=request.candidates,
+            options=request.options,
+        )
+    return result
+
+
+def _image_input() -> tuple[str, bytes] | None:
+    source = st.radio("Image", ["Upload", "A stored pair's image"], horizontal=True)
+    if source == "Upload":
+        upload = st.file_uploader("Image to classify", type=["jpg", "jpeg", "png", "webp", "bmp"])
+        return (upload.name, upload.getvalue()) if upload else None
+    pair_id = st.number_input("Pair id", min_value=1, step=1, value=None)
+    if pair_id is None:
+        return None
+    with runtime.platform().sessions() as session:
+        pair = pairs.get(session, pair_id=int(pair_id))
+    if not pair["blob_uri"]:
+        raise InvalidInput(f"pair {pair_id} was deleted: its image is gone")
+    data = runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"]))
+    return f"pair-{pair_id}", data
+
+
+def _candidates() -> Candidates | None:
+    source = st.radio("Labels", ["Type labels", "A label set"], horizontal=True)
+    if source == "A label set":
+        with runtime.platform().sessions() as session:
+            names = [s["name"] for s in labelsets.list_all(session)]
+        name = st.selectbox("Label set", names, index=None, placeholder="No label set yet")
+        if name is None:
+            return None
+        with runtime.platform().sessions() as session:
+            return labelsets.get(session, name=name)
+    typed = st.text_area("Labels, one per line or separated by commas", key="classify.labels")
+    templates = st.selectbox("Caption templates", list(TEMPLATE_SETS), key="classify.templates")
+    labels = [label for line in typed.splitlines() for label in line.split(",") if label.strip()]
+    return labelsets.check(labels, templates) if labels else None
+
+
+def _options() -> classify.Options:
+    settings = runtime.platform().settings
+    with st.expander("ASIF settings"):
+        k = st.number_input("k (anchors kept per representation)", 1, 10_000, settings.k)
+        p = st.number_input("p (exponent)", 0.5, 64.0, float(settings.p), step=0.5)
+        aggregation = st.selectbox("Templates combine by", ["max", "mean"])
+    return classify.Options(k=int(k), p=float(p), aggregation=aggregation)
+
+
+def _show_change(before: dict[str, Any], after: dict[str, Any]) -> None:
+    text = (
+        f"before: **{before['label']}** ({before['score']:.4f}, model version "
+        f"{before['model_version']}, {before['usable_pairs']} usable pairs) → now: "
+        f"**{after['label']}** ({after['score']:.4f}, version {after['model_version']}, "
+        f"{after['usable_pairs']} usable pairs)"
+    )
+    if before["label"] != after["label"]:
+        st.warning("Prediction changed — " + text)
+    else:
+        st.info("Prediction unchanged — " + text)
+
+
+def _scores(result: dict[str, Any]) -> None:
+    frame = pd.DataFrame(result["scores"].items(), columns=["class", "score"])
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("score:Q"),
+            y=alt.Y("class:N", sort="-x"),
+            color=alt.condition(
+                alt.datum["class"] == result["label"], alt.value("#d62728"), alt.value("#8c8c8c")
+            ),
+            tooltip=["class", alt.Tooltip("score:Q", format=".5f")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _scatter(result: dict[str, Any]) -> None:
+    """The paper's interpretability plot: pairs near the image and near each class's caption."""
+    frame = pd.DataFrame(result["neighbours"])
+    if frame.empty:
+        st.caption("No pair is near both the image and a candidate caption.")
+        return
+    chart = (
+        alt.Chart(frame)
+        .mark_circle(opacity=0.7)
+        .encode(
+            x=alt.X("image_similarity:Q", title="image similarity")
+            .scale(zero=False)
+            .axis(format=".2f"),
+            y=alt.Y("caption_similarity:Q", title="caption similarity")
+            .scale(zero=False)
+            .axis(format=".2f"),
+            size=alt.Size("contribution:Q", title="contribution"),
+            # One colour per candidate class, the same in every re-run of this request.
+            color=alt.Color("label:N", title="class").scale(domain=list(result["scores"])),
+            tooltip=["pair_id", "label", "caption", "license", "contribution"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _evidence_actions(result: dict[str, Any], request: _Request) -> None:
+    evidence = {e["pair_id"]: e for e in result["evidence"]}
+    if not evidence:
+        return
+    chosen = st.selectbox(
+        "Open an evidence pair",
+        list(evidence),
+        format_func=lambda i: f"pair {i} — {evidence[i]['caption']} ({evidence[i]['license']})",
+    )
+    panels.pair_detail(chosen)
+    licence = evidence[chosen]["license"]
+    revoke_col, delete_col = st.columns(2)
+    with revoke_col:
+        reason = st.text_input("Reason for revoking", key="classify.revoke_reason")
+        if st.button(
+            f"Revoke licence {licence}",
+            disabled=not runtime.may("licenses:write"),
+            help="Its pairs leave the model at once (stewards and admins).",
+        ):
+            runtime.principal().require("licenses:write")
+            with runtime.platform().sessions.begin() as session:
+                done = licences.revoke(
+                    session, licence=licence, reason=reason, actor=runtime.principal().name
+                )
+            _rerun_after_action(
+                request, f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model."
+            )
+    with delete_col:
+        why = st.text_input("Reason for deleting", key="classify.delete_reason")
+        if st.button(
+            f"Delete pair {chosen}",
+            disabled=not runtime.may("pairs:delete"),
+            help="The pair, its embeddings and its image go (stewards and admins).",
+        ):
+            runtime.principal().require("pairs:delete")
+            platform = runtime.platform()
+            with platform.sessions.begin() as session:
+                blob = pairs.delete(
+                    session, pair_id=chosen, actor=runtime.principal().name, reason=why or None
+                )
+            pairs.remove_blob(platform.blobs, blob)
+            _rerun_after_action(request, f"Deleted pair {chosen}: it left the model.")
+
+
+def _rerun(request: _Request) -> None:
+    """Classify the same request again; the last result becomes the one to compare with."""
+    after = _run(request)
+    st.session_state[_BEFORE] = st.session_state[_RESULT]
+    st.session_state[_RESULT] = after
+
+
+def _rerun_after_action(request: _Request, done: str) -> None:
+    """Re-run at once after an action, so its effect shows, and redraw the page."""
+    st.session_state[_DONE] = done
+    _rerun(request)
+    st.rerun()
+
+
+def _show(result: dict[str, Any], request: _Request) -> None:
+    if done := st.session_state.pop(_DONE, None):
+        st.success(done)
+    if (before := st.session_state.get(_BEFORE)) is not None:
+        _show_change(before, result)
+    label, score, version, usable = st.columns(4)
+    label.metric("Prediction", result["label"])
+    score.metric("Score", f"{result['score']:.4f}")
+    version.metric("Model version", result["model_version"])
+    usable.metric("Usable pairs", result["usable_pairs"])
+    st.caption(
+        f"Prediction {result['prediction_id']} · k = {result['k']}, p = {result['p']}, "
+        f"{result['aggregation']} over templates · {result['evidence_pairs']} pairs carried it"
+    )
+    scores, scatter = st.columns(2)
+    with scores:
+        st.subheader("Every class's score")
+        _scores(result)
+    with scatter:
+        st.subheader("Neighbouring pairs")
+        _scatter(result)
+    st.subheader(f"The pairs that carried “{result['label']}”")
+    panels.pairs_table(
+        result["evidence"],
+        {
+            "caption": "caption",
+            "license": "licence",
+            "image_similarity": st.column_config.NumberColumn("image sim.", format="%.3f"),
+            "caption_similarity": st.column_config.NumberColumn("caption sim.", format="%.3f"),
+            "contribution": st.column_config.NumberColumn("contribution", format="%.5f"),
+        },
+    )
+    _evidence_actions(result, request)
+
+
+st.title("Classify & explain")
+image = candidates = None
+with runtime.reported():
+    image = _image_input()
+with runtime.reported():
+    candidates = _candidates()
+options = _options()
+with runtime.reported():
+    if st.button("Classify", type="primary", disabled=image is None or candidates is None):
+        request = _Request(image, candidates, options)
+        st.session_state[_REQUEST] = request
+        st.session_state[_BEFORE] = None
+        st.session_state[_RESULT] = _run(request)
+with runtime.reported():
+    if (request := st.session_state.get(_REQUEST)) is not None:
+        st.divider()
+        picture, rerun = st.columns([1, 3])
+        picture.image(request.image[1], caption=request.image[0], width=224)
+        if rerun.button("Re-run this prediction", icon=":material/refresh:"):
+            _rerun(request)
+        _show(st.session_state[_RESULT], request)

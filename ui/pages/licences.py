@@ -1,0 +1,144 @@
+"""Licences: each with its pair counts and status; create, revoke (with a reason) and restore;
+the impact report (the predictions a licence carried, re-run now without its pairs)."""
+
+from typing import Any
+
+import runtime
+import streamlit as st
+
+from asifdb.services import impact, licences
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_order=[
+            "id",
+            "name",
+            "status",
+            "pairs",
+            "usable_pairs",
+            "holder",
+            "terms_url",
+            "revoked_at",
+            "revoked_by",
+            "reason",
+        ],
+        column_config={
+            "usable_pairs": "usable pairs",
+            "terms_url": st.column_config.LinkColumn("terms"),
+        },
+    )
+
+
+def _create() -> None:
+    with st.expander("New licence"), st.form("licences.create", clear_on_submit=True):
+        name = st.text_input("Name")
+        holder = st.text_input("Holder")
+        terms = st.text_input("Terms URL")
+        submitted = st.form_submit_button("Create", disabled=not runtime.may("licenses:write"))
+    if submitted:
+        with runtime.reported():
+            runtime.principal().require("licenses:write")
+            with runtime.platform().sessions.begin() as session:
+                licences.create(
+                    session,
+                    name=name,
+                    holder=holder or None,
+                    terms_url=terms or None,
+                    actor=runtime.principal().name,
+                )
+            st.session_state["licences.done"] = f"Created licence {name.strip()}."
+            st.rerun()
+
+
+def _revoke_or_restore(licence: dict[str, Any]) -> None:
+    who = runtime.principal()
+    allowed = runtime.may("licenses:write")
+    if licence["status"] == "active":
+        reason = st.text_input("Reason (kept in the audit log)", key="licences.reason")
+        if st.button(f"Revoke {licence['name']}", type="primary", disabled=not allowed):
+            with runtime.reported():
+                who.require("licenses:write")
+                with runtime.platform().sessions.begin() as session:
+                    done = licences.revoke(
+                        session, licence=licence["id"], reason=reason, actor=who.name
+                    )
+                st.session_state["licences.done"] = (
+                    f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model "
+                    f"(model version {done['model_version']})."
+                )
+                st.rerun()
+        return
+    st.markdown(
+        f"Revoked {licence['revoked_at']:%Y-%m-%d %H:%M} by {licence['revoked_by']}: "
+        f"{licence['reason']}"
+    )
+    if st.button(f"Restore {licence['name']}", disabled=not allowed):
+        with runtime.reported():
+            who.require("licenses:write")
+            with runtime.platform().sessions.begin() as session:
+                done = licences.restore(session, licence=licence["id"], actor=who.name)
+            st.session_state["licences.done"] = (
+                f"Restored {done['license']}: {done['pairs_restored']} pairs are back "
+                f"(model version {done['model_version']})."
+            )
+            st.rerun()
+
+
+def _impact(licence: dict[str, Any]) -> None:
+    sample = st.number_input("Predictions to re-run", 1, 200, 20)
+    if not st.button("Impact report", disabled=not runtime.may("impact:read")):
+        return
+    runtime.principal().require("impact:read")
+    platform = runtime.platform()
+    with st.spinner("Re-running the predictions this licence carried…"):
+        report = impact.licence_impact(
+            sessions=platform.sessions,
+            live=platform.live,
+            encoders=platform.encoders,
+            blobs=platform.blobs,
+            licence=licence["id"],
+            sample=int(sample),
+        )
+    pairs, usable, influenced, changed = st.columns(4)
+    pairs.metric("Pairs", report["pairs"])
+    usable.metric("Usable now", report["usable_pairs"])
+    influenced.metric("Predictions influenced", report["predictions_influenced"])
+    changed.metric("Changed without it", f"{report['changed']} of {report['sample_size']}")
+    st.caption(report["method"])
+    st.dataframe(
+        [
+            {
+                "prediction": row["prediction_id"],
+                "at": row["created_at"],
+                "label then": row["label_then"],
+                "label now": row["rerun"]["label"] if row["rerun"] else None,
+                "changed": row["changed"],
+                "share of score": row["share_of_score"],
+                "evidence pairs": row["evidence_pairs"],
+                "note": row.get("note"),
+            }
+            for row in report["sample"]
+        ],
+        hide_index=True,
+    )
+
+
+st.title("Licences")
+with runtime.reported():
+    runtime.principal().require("licenses:read")
+    if done := st.session_state.pop("licences.done", None):
+        st.success(done)
+    with runtime.platform().sessions() as session:
+        rows = licences.list_all(session)
+    _table(rows)
+    _create()
+    if rows:
+        by_name = {row["name"]: row for row in rows}
+        chosen = by_name[st.selectbox("Licence", list(by_name), key="licences.chosen")]
+        _revoke_or_restore(chosen)
+        st.subheader("Impact")
+        with runtime.reported():
+            _impact(chosen)

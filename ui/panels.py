@@ -1,0 +1,88 @@
+"""What several pages draw: image thumbnails from the blob store, a table of pairs with them,
+and one pair with its provenance and licence."""
+
+import base64
+import io
+from typing import Any
+
+import pandas as pd
+import runtime
+import streamlit as st
+from PIL import Image
+
+from asifdb.blobs import BlobNotFound, sha256_of_uri
+from asifdb.services import collection, pairs
+
+_THUMBNAIL = 96
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def thumbnail(blob_uri: str) -> str | None:
+    """A small PNG of the blob as a data URI (blobs are content-addressed: safe to cache)."""
+    try:
+        data = runtime.platform().blobs.get(sha256_of_uri(blob_uri))
+    except BlobNotFound:
+        return None
+    with Image.open(io.BytesIO(data)) as image:
+        small = image.convert("RGB")
+        small.thumbnail((_THUMBNAIL, _THUMBNAIL))
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def pairs_table(rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
+    """Rows that each name a `pair_id`, with the pair's thumbnail first; `columns` maps each
+    shown field to its `st.column_config` (or a label)."""
+    frame = pd.DataFrame(rows, columns=["pair_id", *columns])
+    with runtime.platform().sessions() as session:
+        uris = collection.blob_uris(session, pair_ids=[int(i) for i in frame["pair_id"]])
+    frame.insert(
+        0, "image", [thumbnail(u) if (u := uris.get(int(i))) else None for i in frame["pair_id"]]
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        row_height=_THUMBNAIL // 2 + 8,
+        column_config={
+            "image": st.column_config.ImageColumn("image", width="small"),
+            "pair_id": st.column_config.NumberColumn("pair", format="%d"),
+            **columns,
+        },
+    )
+
+
+def pair_detail(pair_id: int) -> dict[str, Any]:
+    """The pair's image, caption, licence and provenance, drawn; returns what `pairs.get` says."""
+    with runtime.platform().sessions() as session:
+        pair = pairs.get(session, pair_id=pair_id)
+    left, right = st.columns([1, 2])
+    if pair["blob_uri"]:
+        try:
+            left.image(runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"])), width=224)
+        except BlobNotFound:
+            left.warning("The original image is missing from the blob store.")
+    else:
+        left.info("Deleted: the original image is gone.")
+    licence = pair["license"]
+    right.markdown(f"**Pair {pair['id']}** — {pair['caption']}")
+    right.markdown(
+        f"Licence **{licence['name']}** ({licence['status']}) · collection "
+        f"**{pair['collection']}** · {'usable' if pair['usable'] else 'not usable'} · "
+        f"carried {pair['evidence_count']} predictions"
+    )
+    right.json(
+        {
+            "status": pair["status"],
+            "status_reason": pair["status_reason"],
+            "deleted_at": str(pair["deleted_at"]) if pair["deleted_at"] else None,
+            "deleted_by": pair["deleted_by"],
+            "licence": licence,
+            "provenance": {k: str(v) for k, v in pair["provenance"].items()},
+            "encoders": [pair["image_encoder"], pair["text_encoder"]],
+            "size": [pair["width"], pair["height"]],
+            "sha256": pair["image_sha256"],
+        },
+        expanded=False,
+    )
+    return pair
