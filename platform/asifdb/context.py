@@ -54,8 +54,10 @@ class Platform:
     @cached_property
     def encoders(self) -> Encoders:
         """The configured encoders, loaded on first use (never at import or in a parent)."""
+        # The OpenVINO build of the image encoder is cached here, not rebuilt per process.
+        cache = self.settings.data_dir / "cache" / "encoders"
         return Encoders(
-            image=get_encoder(self.settings.image_encoder),
+            image=get_encoder(self.settings.image_encoder, cache_dir=cache),
             text=get_encoder(self.settings.text_encoder),
         )
 

@@ -6,8 +6,8 @@ launchers (`asifdb up`, docker-compose, Celery) merge `runtime_env()` into a wor
 # fresh mappings and unmaps them on free, and trims the heap top past 128 KiB, so every pass
 # page-faults and zero-fills its buffers again (EfficientNet-Lite0 at batch 32 has 51 MB ones).
 # With both thresholds at 4 GiB every buffer stays in the heap and is reused (checked with
-# mallinfo2: a 40 MB block is heap, not mapped). Setting the trim threshold alone is worse than
-# nothing: it freezes the mmap threshold at 128 KiB. Figures: docs/benchmarks-encoders.md.
+# mallinfo2: a 40 MB block is heap, not mapped). The trim threshold alone does not do it: it
+# freezes the mmap threshold at 128 KiB. Figures: docs/benchmarks-encoders.md.
 _GLIBC_MALLOC = {
     "MALLOC_MMAP_THRESHOLD_": "4294967296",
     "MALLOC_TRIM_THRESHOLD_": "4294967296",
