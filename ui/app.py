@@ -13,6 +13,7 @@ _PAGES = (
     ("pages/add_pairs.py", "Add pairs", ":material/add_photo_alternate:", "pairs:add"),
     ("pages/collection.py", "Collection", ":material/photo_library:", "pairs:read"),
     ("pages/audit.py", "Audit", ":material/fact_check:", "predictions:read"),
+    ("pages/curate.py", "Curate", ":material/rule:", "impact:read"),
     ("pages/model.py", "Model", ":material/hub:", None),
 )
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from celery import signals
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.errors import AsifdbError
-from asifdb.services import ingestion
+from asifdb.services import ingestion, reencode
 from workers import runtime
 from workers.app import app
 
@@ -40,11 +41,47 @@ def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
     return outcome.__dict__
 
 
-def dispatch(batch_ids: list[int]) -> None:
-    """Send batches to the workers and note when (what recovery looks at)."""
+@app.task(
+    name="asifdb.reencode_batch",
+    bind=True,
+    autoretry_for=(OperationalError, ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def reencode_batch(self, batch_id: int) -> dict:  # noqa: ANN001
+    """Re-embed one batch of a re-encode (idempotent); the last one switches the model."""
+    platform = runtime.platform()
+    try:
+        outcome = reencode.process_batch(
+            sessions=platform.sessions,
+            blobs=platform.blobs,
+            encoders_for=runtime.encoders_for,
+            batch_id=batch_id,
+        )
+    except AsifdbError as exc:
+        with platform.sessions.begin() as session:
+            reencode.fail(session, batch_id=batch_id, error=str(exc))
+        log.error("re-encode batch %s failed for good: %s", batch_id, exc)
+        return {"batch_id": batch_id, "status": "failed", "error": str(exc)}
+    return outcome.__dict__
+
+
+def dispatch_reencode(batch_ids: list[int]) -> None:
+    """Send re-encode batches to the workers and note when."""
     if not batch_ids:
         return
     with runtime.platform().sessions.begin() as session:
+        reencode.mark_dispatched(session, batch_ids=batch_ids)
+    for batch_id in batch_ids:
+        reencode_batch.delay(batch_id)
+
+
+def dispatch(batch_ids: list[int], sessions: sessionmaker[Session] | None = None) -> None:
+    """Send batches to the workers and note when (what recovery looks at), in the caller's
+    database (`sessions`: the API's, CLI's or UI's platform; default: this worker's)."""
+    if not batch_ids:
+        return
+    with (sessions or runtime.platform().sessions).begin() as session:
         ingestion.mark_dispatched(session, batch_ids=batch_ids)
     for batch_id in batch_ids:
         ingest_batch.delay(batch_id)
@@ -55,9 +92,14 @@ def recover(older_than: timedelta) -> list[int]:
     with runtime.platform().sessions.begin() as session:
         stalled = ingestion.stalled_batches(session, older_than=older_than)
     dispatch(stalled)
-    if stalled:
-        log.warning("re-sent %d batches whose messages were lost", len(stalled))
-    return stalled
+    with runtime.platform().sessions.begin() as session:
+        stalled_reencode = reencode.stalled_batches(session, older_than=older_than)
+    dispatch_reencode(stalled_reencode)
+    if stalled or stalled_reencode:
+        log.warning(
+            "re-sent %d batches whose messages were lost", len(stalled) + len(stalled_reencode)
+        )
+    return stalled + stalled_reencode
 
 
 def _recovery_loop(stop: threading.Event) -> None:

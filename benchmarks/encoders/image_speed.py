@@ -7,6 +7,12 @@ share of images whose nearest other image (the anchor lookup ASIF does) is the r
 Allocator settings are read by glibc at process start, so each runs in a child process.
 
     .venv/bin/python benchmarks/encoders/image_speed.py [--rounds 5] [--seconds 2] [--images 256]
+        [--quick] [--no-compilers] [--allocators N]
+
+`--quick` measures the short list (torch fp32, OpenVINO f32 batch 8, the encoder on JPEG bytes
+with either runtime) and the compute limit; `--no-compilers` skips torch.jit and torch.compile
+(minutes of set-up on a loaded machine, and never near OpenVINO); `--allocators 2` measures
+only `runtime_env()` against glibc's default.
 """
 
 import argparse
@@ -21,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import openvino as ov
 import timm
 import torch
@@ -152,6 +157,12 @@ def _compile_options(model: torch.nn.Module, example: torch.Tensor) -> list[Opti
 
 
 def _onnxruntime_options(model: torch.nn.Module, example: torch.Tensor) -> list[Option]:
+    try:
+        # Not a dependency of the platform (it lost to OpenVINO): measured where installed.
+        import onnxruntime as ort
+    except ImportError:
+        _note("ONNX Runtime not installed: skipped (`pip install onnxruntime` to measure it)")
+        return []
     path = Path(tempfile.mkdtemp()) / "lite0.onnx"
     torch.onnx.export(
         model,
@@ -225,7 +236,9 @@ def _encoder_options(jpegs: list[bytes], full: bool) -> list[Option]:
     return out
 
 
-def child(full: bool, rounds: int, seconds: float, n_images: int) -> None:
+def child(
+    full: bool, rounds: int, seconds: float, n_images: int, compilers: bool, quick: bool = False
+) -> None:
     """Measure every option in this process; print a markdown table."""
     jpegs = _jpegs(n_images)
     model = _lite0()
@@ -234,9 +247,10 @@ def child(full: bool, rounds: int, seconds: float, n_images: int) -> None:
     with torch.no_grad():
         reference = torch.cat([model(inputs[i : i + 32]) for i in range(0, n_images, 32)]).numpy()
     options = _torch_options(model, full)
-    if full:
+    if full and compilers:
         options += _jit_options(model, inputs[:32])
         options += _compile_options(model, inputs[:32])
+    if full:
         options += _onnxruntime_options(model, inputs[:1])
     options += _openvino_options(model, inputs[:1], full)
     options += _encoder_options(jpegs, full)
@@ -249,7 +263,7 @@ def child(full: bool, rounds: int, seconds: float, n_images: int) -> None:
             emb = np.concatenate([fn(inputs[i : i + size]) for i in range(0, n_images, size)])
         quality[label] = _agreement(emb, reference)
     rates: dict[str, list[float]] = {label: [] for label, *_ in options}
-    for _ in range(rounds):
+    for round_ in range(rounds):
         for label, size, fn, takes_bytes in options:
             # At least 32 images a call, so that batch 1 and batch 32 are timed alike.
             reps = max(1, 32 // size)
@@ -257,6 +271,8 @@ def child(full: bool, rounds: int, seconds: float, n_images: int) -> None:
             rates[label].append(
                 _rate(lambda f=fn, a=arg, n=reps: [f(a) for _ in range(n)], size * reps, seconds)
             )
+            # As it goes: on a loaded machine a run may be cut before the table.
+            _note(f"round {round_ + 1}: {label}: {rates[label][-1]:.1f} img/s")
     print("\n| option | img/s best | img/s median | min cosine | same nearest |", flush=True)
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, *_ in options:
@@ -266,7 +282,7 @@ def child(full: bool, rounds: int, seconds: float, n_images: int) -> None:
             f"{cosine:.7f} | {100 * same:.1f}% |",
             flush=True,
         )
-    if full:
+    if full or quick:
         print("\n### compute limit", flush=True)
         compute_limit(
             max(max(r) for label, r in rates.items() if "OpenVINO" in label and " f32 " in label)
@@ -298,21 +314,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--images", type=int, default=256, help="real images for accuracy")
+    parser.add_argument("--no-compilers", action="store_true", help="skip torch.jit, compile")
+    parser.add_argument(
+        "--quick", action="store_true", help="the main options and the compute limit only"
+    )
+    parser.add_argument("--allocators", type=int, default=len(ALLOCATORS), help="the first N")
     parser.add_argument("--child", choices=["full", "short"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if args.child:
-        child(args.child == "full", args.rounds, args.seconds, args.images)
+        child(
+            args.child == "full",
+            args.rounds,
+            args.seconds,
+            args.images,
+            not args.no_compilers,
+            args.quick,
+        )
         return
     print(f"{os.cpu_count()} cores; torch {torch.__version__}, timm {timm.__version__}")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    for i, (allocator, env) in enumerate(ALLOCATORS.items()):
+    for i, (allocator, env) in enumerate(list(ALLOCATORS.items())[: args.allocators]):
         print(f"\n### allocator: {allocator} {env}", flush=True)
         _note(f"load average before: {os.getloadavg()[0]:.2f}")
         subprocess.run(
-            [sys.executable, __file__, "--child", "full" if i == 0 else "short"]
+            [sys.executable, __file__, "--child", "full" if i == 0 and not args.quick else "short"]
             + ["--rounds", str(args.rounds), "--seconds", str(args.seconds)]
-            + ["--images", str(args.images)],
+            + ["--images", str(args.images)]
+            + (["--no-compilers"] if args.no_compilers else [])
+            + (["--quick"] if args.quick else []),
             env={**base_env, **env, "HF_HUB_OFFLINE": "1"},
             check=True,
         )

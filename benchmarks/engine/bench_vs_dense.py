@@ -2,7 +2,8 @@
 
 Per batch of image queries: relative representations (top 800 of N anchor images, 1280-d,
 ** 8, normalised) and scores against 100 cached caption representations. Dense: full
-similarity matrix, torch.topk, dense representation, dense product.
+similarity matrix, torch.topk, dense representation, dense product. Times are medians;
+bfloat16 configurations run only where bfloat16 matmuls are at least as fast as float32's.
 
     .venv/bin/python benchmarks/engine/bench_vs_dense.py [--sizes 10000 100000 1000000]
 """
@@ -10,10 +11,9 @@ similarity matrix, torch.topk, dense representation, dense product.
 import argparse
 import gc
 import os
-import time
-from collections.abc import Callable
 from functools import partial
 
+import machine
 import numpy as np
 import synthetic
 import torch
@@ -23,14 +23,11 @@ from asifdb.engine import ExactTopK, SparseRep, relative_representation, sparse_
 K, P, D_IMAGE, D_TEXT, CAPTIONS = 800, 8, 1280, 384, 100
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+CONFIGS = [
+    ("exact float32", torch.float32, None),
+    ("exact float32, bfloat16 scan", torch.float32, torch.bfloat16),
+    ("exact, bfloat16 anchors", torch.bfloat16, None),
+]
 
 
 def dense_scores(queries: torch.Tensor, anchors: torch.Tensor, captions: torch.Tensor):
@@ -41,10 +38,12 @@ def dense_scores(queries: torch.Tensor, anchors: torch.Tensor, captions: torch.T
     return rep @ captions.T
 
 
-def index_of(n: int, d: int, seed: int, dtype: torch.dtype) -> ExactTopK:
+def index_of(
+    n: int, d: int, seed: int, dtype: torch.dtype, scan_dtype: torch.dtype | None = None
+) -> ExactTopK:
     """An ExactTopK over synthetic anchors, filled chunk by chunk (no full float32 copy)."""
     chunks = synthetic.chunks(n, d, seed=seed)
-    index = ExactTopK(next(chunks), dtype=dtype)
+    index = ExactTopK(next(chunks), dtype=dtype, scan_dtype=scan_dtype)
     stored = index.n_anchors
     for block in chunks:
         index.add(np.arange(stored, stored + len(block)), block)
@@ -61,29 +60,28 @@ def exact_scores(batch: torch.Tensor, index: ExactTopK, caption: SparseRep) -> n
     return sparse_scores(relative_representation(batch, index, k=K, p=P), caption)
 
 
-def measure(n: int, batch: int) -> None:
-    """Prints the table rows for `n` anchors: dense first, then each exact storage dtype."""
-    repeats = 3 if n <= 100_000 else 1
+def measure(n: int, batch: int, configs: list, repeats: int) -> None:
+    """Prints the table rows for `n` anchors: dense first, then each exact configuration."""
     caption = caption_reps(n)
     caption_dense = torch.from_numpy(caption.dense())
     queries = synthetic.matrix(batch, D_IMAGE, seed=4, clusters=max(1, n // 50))
     anchors = synthetic.matrix(n, D_IMAGE, seed=1)
     reference = dense_scores(queries, anchors, caption_dense).numpy()
-    dense_batch = best_of(partial(dense_scores, queries, anchors, caption_dense), repeats)
-    dense_one = best_of(partial(dense_scores, queries[:1], anchors, caption_dense), 3)
+    dense = partial(dense_scores, anchors=anchors, captions=caption_dense)
+    dense_batch = machine.median_time(partial(dense, queries), repeats)
+    dense_one = machine.median_time(partial(dense, queries[:1]), 7)
     print(
         f"| {n:,} | dense torch float32 | {batch / dense_batch:.1f} | 1.0x "
         f"| {dense_one * 1e3:.1f} | 1.0x | 0 |",
         flush=True,
     )
-    del anchors, caption_dense
+    del anchors, caption_dense, dense
     gc.collect()
-    for dtype in (torch.float32, torch.bfloat16):
-        index = index_of(n, D_IMAGE, 1, dtype)
+    for name, dtype, scan_dtype in configs:
+        index = index_of(n, D_IMAGE, 1, dtype, scan_dtype)
         diff = float(np.abs(exact_scores(queries, index, caption) - reference).max())
-        batch_time = best_of(partial(exact_scores, queries, index, caption), repeats)
-        one_time = best_of(partial(exact_scores, queries[:1], index, caption), 3)
-        name = "exact float32" if dtype == torch.float32 else "exact, bfloat16 storage"
+        batch_time = machine.median_time(partial(exact_scores, queries, index, caption), repeats)
+        one_time = machine.median_time(partial(exact_scores, queries[:1], index, caption), 7)
         print(
             f"| {n:,} | {name} | {batch / batch_time:.1f} | {dense_batch / batch_time:.2f}x "
             f"| {one_time * 1e3:.1f} | {dense_one / one_time:.2f}x | {diff:.1e} |",
@@ -97,10 +95,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    peak = {dtype: machine.matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    configs = CONFIGS if machine.bfloat16_is_fast(peak) else CONFIGS[:1]
+    print(machine.describe())
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"matmul float32 {peak[torch.float32]:.1f} GFLOP/s, bfloat16 "
+        f"{peak[torch.bfloat16]:.1f} GFLOP/s"
+        + ("" if len(configs) > 1 else " (bfloat16 slower than float32 here: not run)")
     )
     print(
         f"| anchors | path | {args.batch} queries: q/s | vs dense | 1 query: ms | vs dense "
@@ -108,7 +111,8 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in args.sizes:
-        measure(n, args.batch)
+        measure(n, args.batch, configs, args.repeats)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

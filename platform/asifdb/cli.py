@@ -17,7 +17,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from asifdb import launcher
+from asifdb import cli_curate, cli_reencode, launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
@@ -35,6 +35,8 @@ licenses_app = typer.Typer(help="Licences: create, list, revoke (with a reason),
 app.add_typer(licenses_app, name="licenses")
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.")
 app.add_typer(keys_app, name="keys")
+app.command()(cli_reencode.reencode)
+app.add_typer(cli_curate.app, name="curate")
 
 CLI_ACTOR = "cli"
 
@@ -400,7 +402,7 @@ def ingest(
                 batch_size=batch_size,
             )
             batches = ingestion.pending_batches(session, job_id=job.id)
-        dispatch(batches)
+        dispatch(batches, platform.sessions)
         console.print(
             f"job [bold]{job.id}[/]: {job.total} items from {job.source} "
             f"({job.source_kind}) in {len(batches)} batches"
@@ -478,6 +480,74 @@ def up() -> None:
     finally:
         platform.close()
     raise typer.Exit(code)
+
+
+@app.command("eval")
+def eval_(
+    folder: Annotated[Path, typer.Argument(help="A folder with one sub-folder of images a class.")],
+    classnames: Annotated[
+        Path | None, typer.Option(help="folder<TAB>name lines (e.g. wnid to name).")
+    ] = None,
+    templates: Annotated[
+        str, typer.Option(help="default, cifar (18), imagenet (7) or a file, one a line.")
+    ] = "default",
+    limit: Annotated[int | None, typer.Option(min=1, help="First N images a class.")] = None,
+    k: Annotated[int | None, typer.Option(min=1)] = None,
+    p: Annotated[float | None, typer.Option(min=0)] = None,
+    aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Zero-shot accuracy of the current model on a labelled folder (predictions recorded)."""
+    from asifdb.services import evaluation
+
+    platform = _platform()
+    try:
+        platform.require_schema()
+        options = classify_service.Options(
+            k=k or platform.settings.k, p=p or platform.settings.p, aggregation=aggregation
+        )
+        with Progress(TextColumn("{task.description}"), console=err, disable=as_json) as bar:
+            task = bar.add_task("classifying")
+            result = evaluation.evaluate(
+                sessions=platform.sessions,
+                live=platform.live,
+                encoders=platform.encoders,
+                folder=folder,
+                templates=evaluation.read_templates(templates),
+                classnames=classnames,
+                options=options,
+                limit_per_class=limit,
+                record=True,
+                evidence_limit=classify_service.EVIDENCE_SHOWN,
+                client=CLI_ACTOR,
+                on_batch=lambda done, total: bar.update(
+                    task, description=f"classified {done}/{total}"
+                ),
+            )
+    finally:
+        platform.close()
+    summary = result.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    table = Table("class", "top-1", "images")
+    counts = {c: 0 for c in result.classes}
+    for prediction in result.predictions:
+        counts[prediction.true_label] += 1
+    for name, accuracy in summary["per_class"].items():
+        table.add_row(name, f"{100 * accuracy:.1f} %", str(counts[name]))
+    console.print(table)
+    console.print(
+        f"top-1 {100 * result.top1:.2f} %, top-5 {100 * result.top5:.2f} % "
+        f"(chance {100 * result.chance:.2f} %) on {result.images} images, "
+        f"{len(result.classes)} classes, {len(result.templates)} templates"
+    )
+    console.print(
+        f"k = {options.k}, p = {options.p:g}, {options.aggregation} over templates, "
+        f"{result.method} top-k, model version {result.model_version} "
+        f"({result.usable_pairs} usable pairs)"
+    )
+    console.print(f"{result.seconds:.1f} s, {summary['images_per_second']:.1f} images/s")
 
 
 def main() -> None:

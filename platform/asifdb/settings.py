@@ -31,11 +31,20 @@ class Settings(BaseSettings):
         default=600, gt=0, description="A batch sent this long ago and still undone is resent."
     )
     recovery_interval_s: float = Field(default=60, gt=0, description="How often workers look.")
+    eval_folder: Path | None = Field(
+        default=None,
+        description="A labelled folder (one sub-folder a class) for the Model page's check.",
+    )
+    eval_classnames: Path | None = Field(
+        default=None, description="Its class names (`folder<TAB>name` lines), if not folders."
+    )
+    eval_templates: str = Field(default="default", description="Template set name or file.")
+    eval_limit_per_class: int = Field(default=10, ge=1, description="Images a class checked.")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ui_port: int = 8501
 
-    @field_validator("database_url", "redis_url")
+    @field_validator("database_url", "redis_url", "eval_folder", "eval_classnames", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

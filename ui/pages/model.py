@@ -1,11 +1,13 @@
 """Model: the encoders, ASIF's k and p, the usable pairs and the model version, and the health of
-the database, migrations and broker behind them."""
+the database, migrations and broker behind them; and, where a labelled folder is configured
+(`EVAL_FOLDER`), a zero-shot accuracy check of the live model on it."""
 
 import runtime
 import streamlit as st
 
 from asifdb.broker import broker_url
-from asifdb.services import status
+from asifdb.services import evaluation, status
+from asifdb.services.classify import Options
 
 st.title("Model")
 with runtime.reported():
@@ -43,3 +45,51 @@ with runtime.reported():
             ok = report[part]["ok"]
             st.markdown(f"{':green[ok]' if ok else ':red[not ok]'} — **{part}**")
             st.json(report[part], expanded=not ok)
+
+    st.subheader("Accuracy check")
+    if settings.eval_folder is None:
+        st.info(
+            "No labelled folder configured: set `EVAL_FOLDER` (one sub-folder of images a "
+            "class), and optionally `EVAL_CLASSNAMES`, `EVAL_TEMPLATES` and "
+            "`EVAL_LIMIT_PER_CLASS`, to check the live model's zero-shot accuracy here. "
+            "`asifdb eval` does the same from the command line."
+        )
+    else:
+        st.caption(
+            f"`{settings.eval_folder}`, {settings.eval_limit_per_class} images a class, "
+            f"templates `{settings.eval_templates}`, k = {settings.k}, p = {settings.p:g}; "
+            "nothing is recorded."
+        )
+        if st.button("Run accuracy check"):
+            progress = st.progress(0.0, text="Classifying…")
+            result = evaluation.evaluate(
+                sessions=platform.sessions,
+                live=platform.live,
+                encoders=platform.encoders,
+                folder=settings.eval_folder,
+                classnames=settings.eval_classnames,
+                templates=evaluation.read_templates(settings.eval_templates),
+                options=Options(k=settings.k, p=settings.p),
+                limit_per_class=settings.eval_limit_per_class,
+                on_batch=lambda done, total: progress.progress(
+                    done / total, text=f"{done} of {total} images"
+                ),
+            )
+            progress.empty()
+            top1, top5, chance, speed = st.columns(4)
+            top1.metric("Top-1 accuracy", f"{result.top1:.1%}")
+            top5.metric("Top-5 accuracy", f"{result.top5:.1%}")
+            chance.metric("Chance", f"{result.chance:.1%}")
+            speed.metric("Images / s", f"{result.images / result.seconds:.1f}")
+            st.caption(
+                f"{result.images} images, {len(result.classes)} classes, model version "
+                f"{result.model_version} ({result.usable_pairs} usable pairs), "
+                f"{result.method} top-k, {result.seconds:.1f} s"
+            )
+            st.dataframe(
+                [
+                    {"class": name, "top-1 accuracy": accuracy}
+                    for name, accuracy in result.per_class.items()
+                ],
+                hide_index=True,
+            )

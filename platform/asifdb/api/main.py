@@ -7,8 +7,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from asifdb import __version__
+from asifdb.api.params import ERROR_RESPONSES
 from asifdb.api.routes import (
     classify,
+    curation,
     health,
     labelsets,
     licenses,
@@ -36,8 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _domain_error(request: Request, exc: AsifdbError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
-    for module in (health, classify, retrieve, labelsets, licenses, pairs, predictions):
-        app.include_router(module.router)
+    for module in (health, classify, retrieve, labelsets, licenses, pairs, predictions, curation):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # The vector columns are sized for the default encoders (EfficientNet-Lite0, all-MiniLM-L6-v2).
@@ -138,6 +138,8 @@ class JobBatch(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Seconds per stage (read_validate, encode_image, encode_text, blobs_wait, database).
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSONB)
 
 
 class JobItem(Base):
@@ -203,6 +205,65 @@ class Pair(Base):
     added_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Reencode(Base):
+    """A switch of encoders: every ready pair re-embedded from its blob, then one atomic switch.
+
+    Until the switch the model keeps the old encoders' embeddings; the new ones wait in
+    `reencode_embeddings`.
+    """
+
+    __tablename__ = "reencodes"
+    __table_args__ = (_one_of("status", JOB_STATUSES),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    image_encoder: Mapped[str] = mapped_column(Text)
+    text_encoder: Mapped[str] = mapped_column(Text)
+    from_image_encoder: Mapped[str | None] = mapped_column(Text)
+    from_text_encoder: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, server_default="0")
+    missing: Mapped[int] = mapped_column(Integer, server_default="0")
+    switched_version: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReencodeBatch(Base):
+    """The pairs (by id, fixed when the re-encode starts) one worker task re-embeds."""
+
+    __tablename__ = "reencode_batches"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    reencode_id: Mapped[int] = mapped_column(
+        ForeignKey("reencodes.id", ondelete="CASCADE"), index=True
+    )
+    pair_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    done: Mapped[bool] = mapped_column(server_default="false")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSONB)
+
+
+class ReencodeEmbedding(Base):
+    """A pair's embeddings by a re-encode's new encoders, waiting for the switch."""
+
+    __tablename__ = "reencode_embeddings"
+
+    reencode_id: Mapped[int] = mapped_column(
+        ForeignKey("reencodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_embedding: Mapped[Any] = mapped_column(HALFVEC(IMAGE_DIM))
+    text_embedding: Mapped[Any] = mapped_column(HALFVEC(TEXT_DIM))
 
 
 class PairUsability(Base):
@@ -306,3 +367,54 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(Text)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PairFit(Base):
+    """How well a pair's caption fits its image by the rest of the collection (curation).
+
+    Computed leave-one-out at `model_version`; `fit` orders the mismatch list (lowest first).
+    """
+
+    __tablename__ = "pair_fit"
+    __table_args__ = (Index("ix_pair_fit_fit", "fit"),)
+
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version: Mapped[int] = mapped_column(BigInteger)
+    fit: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    margin: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(Integer)
+    compared: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = _now()
+
+
+class NearDuplicate(Base):
+    """A pair in a group of near-identical images (curation); one member is the suggested keeper."""
+
+    __tablename__ = "near_duplicates"
+    __table_args__ = (Index("ix_near_duplicates_group_id", "group_id"),)
+
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(BigInteger)
+    model_version: Mapped[int] = mapped_column(BigInteger)
+    threshold: Mapped[float] = mapped_column(Float)
+    cosine: Mapped[float] = mapped_column(Float)
+    keeper: Mapped[bool] = mapped_column(server_default="false")
+    computed_at: Mapped[datetime] = _now()
+
+
+class ReviewMark(Base):
+    """A pair marked for a person to look at, by whom and why (curation's review queue)."""
+
+    __tablename__ = "review_marks"
+
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    marked_by: Mapped[str] = mapped_column(Text)
+    marked_at: Mapped[datetime] = _now()
+    reason: Mapped[str | None] = mapped_column(Text)

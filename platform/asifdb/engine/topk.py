@@ -38,10 +38,14 @@ class TopK(Protocol):
 class ExactTopK:
     """Exact top-k over anchors held in memory, scanned in chunks, editable in place.
 
-    `anchors` (n, d), any float dtype, numpy or torch, is L2-normalised and stored as `dtype`
-    (float32, or bfloat16 at half the memory, scanned with AMX where the CPU has it). `ids`
-    (n,) int64 are the keys `search` returns (default: row positions); ties in similarity
-    go to the smaller key.
+    `anchors` (n, d), any float dtype, numpy or torch, is L2-normalised and stored as `dtype`:
+    float32, or bfloat16 (half the memory; the anchors are rounded, so results move a little).
+    `scan_dtype` bfloat16 with float32 anchors keeps a bfloat16 copy for the scan (AMX
+    matmuls, half the bytes read) and reranks on float32: the float32 results exactly, for
+    1.5x the memory. bfloat16 pays only on CPUs with AMX or AVX512-BF16: elsewhere (AVX2)
+    torch's bfloat16 matmul is hundreds of times slower than float32's (see
+    docs/benchmarks-engine.md), so keep the float32 default there. `ids` (n,) int64 are the
+    keys `search` returns (default: row positions); ties in similarity go to the smaller key.
 
     The similarity of a query q (float32, unit) and a stored anchor a is the float32 sum of
     q_j * a_j in the fixed order of torch's row reduction; `search` returns exactly the k
@@ -50,7 +54,7 @@ class ExactTopK:
     do not depend on chunk size, batch size or matmul kernel. bfloat16 storage changes the
     anchors themselves (each component rounded to 8 significant bits).
 
-    Memory: n * d * (4 or 2) bytes for the anchors, plus per search about
+    Memory: n * d * (4, 2 or 6) bytes for the anchors, plus per search about
     256 * chunk_size * 4 bytes of similarities. Not safe for edits concurrent with searches.
     """
 
@@ -60,16 +64,23 @@ class ExactTopK:
         *,
         ids: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
+        scan_dtype: torch.dtype | None = None,
         chunk_size: int = 65_536,
     ) -> None:
-        if dtype not in STORAGE_DTYPES:
-            raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, not {dtype}")
+        scan_dtype = scan_dtype or dtype
+        if dtype not in STORAGE_DTYPES or scan_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"dtype and scan_dtype must be in {STORAGE_DTYPES}")
+        if dtype == torch.bfloat16 and scan_dtype == torch.float32:
+            raise ValueError("a float32 scan of bfloat16 anchors is slower and no more exact")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
         self._dtype = dtype
+        self._scan_dtype = scan_dtype
         self._chunk = chunk_size
         self._dim = 0  # set by the first rows stored
         self._blocks: list[torch.Tensor] = []
+        # A second, bfloat16 copy only when the scan's dtype differs from the anchors'.
+        self._scan_blocks: list[torch.Tensor] = [] if scan_dtype != dtype else self._blocks
         self._n = 0
         self._ids = np.empty(0, dtype=np.int64)
         self._usable = np.empty(0, dtype=bool)
@@ -89,6 +100,10 @@ class ExactTopK:
         return self._dtype
 
     @property
+    def scan_dtype(self) -> torch.dtype:
+        return self._scan_dtype
+
+    @property
     def n_anchors(self) -> int:
         """Usable anchors (stored minus revoked)."""
         return int(self._usable.sum())
@@ -96,7 +111,8 @@ class ExactTopK:
     @property
     def nbytes(self) -> int:
         """Memory held by the stored anchors, ids and flags."""
-        blocks = sum(b.numel() * b.element_size() for b in self._blocks)
+        copies = [self._blocks] + ([self._scan_blocks] if self._scan_dtype != self._dtype else [])
+        blocks = sum(b.numel() * b.element_size() for c in copies for b in c)
         return blocks + self._ids.nbytes + self._usable.nbytes
 
     def usable_ids(self) -> np.ndarray:
@@ -129,7 +145,7 @@ class ExactTopK:
                         f"anchors have {rows.shape[1]} dimensions, this index {self._dim}"
                     )
                 self._dim = rows.shape[1]
-                self._append(rows.to(self._dtype))
+                self._append(rows)
         except ValueError:
             self._truncate(start)
             raise
@@ -231,16 +247,18 @@ class ExactTopK:
         gamma = self._dim * u32 / (1 - self._dim * u32)  # float32 sum of d products
         # Both the scan and the rerank sum d float32 products: each is within gamma + u32
         # of the exact dot product (|q| = |a| = 1), so within twice that of each other.
-        if self._dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest":
+        exact_matmul = torch.get_float32_matmul_precision() == "highest"
+        if self._scan_dtype == torch.float32 and exact_matmul:
             return _ScanBound(np.full(len(q), 2.02 * (gamma + u32)), 0.0)
         u16 = 2.0**-8
-        if self._dtype == torch.float32:
+        if self._scan_dtype == torch.float32:
             # float32 matmuls allowed to round both operands to bfloat16 internally.
             rounding = np.full(len(q), 2 * u16)
         else:
-            # The query's own rounding to bfloat16, measured: |(bf16(q) - q) . a| <= |e| |a|.
+            # The query's own rounding to bfloat16, measured: |(bf16(q) - q) . a| <= |e| |a|,
+            # plus the anchors' when they are stored in float32 but scanned in bfloat16.
             error = torch.linalg.vector_norm(qs.double() - q.double(), dim=1).numpy()
-            rounding = error * (1 + u16)
+            rounding = error * (1 + u16) + (u16 * (1 + u16) if self._dtype == torch.float32 else 0)
         return _ScanBound(1.01 * (rounding + 2 * (gamma + u32) * (1 + u16) ** 2), u16)
 
     def _scan(
@@ -255,14 +273,14 @@ class ExactTopK:
         costs milliseconds apiece on a busy machine.
         """
         b = len(q)
-        qs = q.to(self._dtype)
+        qs = q.to(self._scan_dtype)
         bound = self._bound(q, qs)
         low = bound.lowest_scan(floor)
         tau = np.full(b, -np.inf)
         pool_c = np.empty((b, 0), dtype=np.float32)
         pool_p = np.empty((b, 0), dtype=np.int64)
         # One buffer for all chunks: fresh multi-MB tensors cost a page fault per 4 KiB.
-        buffer = torch.empty(b * min(self._chunk, self._n), dtype=self._dtype)
+        buffer = torch.empty(b * min(self._chunk, self._n), dtype=self._scan_dtype)
         for rows, positions, revoked in self._chunks(among):
             sims = buffer[: b * len(rows)].view(b, len(rows))
             if b == 1:  # matrix-vector: oneDNN's bfloat16 (1 x d) @ (d x n) path is slower
@@ -288,7 +306,7 @@ class ExactTopK:
     ) -> Iterator[tuple[torch.Tensor, np.ndarray, torch.Tensor | None]]:
         """(anchor rows, their storage positions, revoked columns) for each chunk scanned."""
         if among is None:
-            for i, block in enumerate(self._blocks):
+            for i, block in enumerate(self._scan_blocks):
                 start = i * self._chunk
                 yield block, np.arange(start, start + len(block)), self._revoked(i)
             return
@@ -313,7 +331,7 @@ class ExactTopK:
         """
         b, width = positions.shape
         out = np.full((b, width), -np.inf, dtype=np.float32)
-        blocks = [self._raw(i) for i in range(len(self._blocks))]
+        blocks = [_raw(block) for block in self._blocks]
         starts = np.arange(1, len(blocks)) * self._chunk
         q_np = q.numpy()
         # Reused per query: fresh multi-MB arrays cost a page fault per 4 KiB.
@@ -338,38 +356,32 @@ class ExactTopK:
         return out
 
     def _gather(self, positions: np.ndarray) -> torch.Tensor:
-        """Stored rows at `positions` (m,), in the storage dtype."""
-        blocks = [self._raw(i) for i in range(len(self._blocks))]
+        """Rows at storage `positions` (m,) as the scan reads them (its dtype)."""
+        blocks = [_raw(block) for block in self._scan_blocks]
         rows = np.empty((len(positions), self._dim), dtype=blocks[0].dtype)
         _take(blocks, positions, self._chunk, rows)
-        return torch.from_numpy(rows).view(self._dtype)
-
-    def _raw(self, block: int) -> np.ndarray:
-        """A block as numpy (bfloat16 bits as int16: numpy has no bfloat16)."""
-        tensor = self._blocks[block]
-        return (tensor.view(torch.int16) if self._dtype == torch.bfloat16 else tensor).numpy()
+        return torch.from_numpy(rows).view(self._scan_dtype)
 
     # --- storage ---------------------------------------------------------------------------
 
     def _append(self, rows: torch.Tensor) -> None:
-        while len(rows):
-            used = self._n % self._chunk
-            if used == 0:
-                self._blocks.append(torch.empty((0, self._dim), dtype=self._dtype))
-            block = self._blocks[-1]
-            take = rows[: self._chunk - used]
-            # Blocks are exactly as long as their rows, so a full block is one matmul operand.
-            self._blocks[-1] = torch.cat([block, take]) if len(block) else take.clone()
-            self._revoked_cols.pop(len(self._blocks) - 1, None)
-            self._n += len(take)
-            rows = rows[len(take) :]
+        """Store unit float32 `rows` after the last stored row (in each copy's dtype)."""
+        used = self._n % self._chunk
+        _extend(self._blocks, rows.to(self._dtype), self._chunk, used)
+        if self._scan_dtype != self._dtype:
+            _extend(self._scan_blocks, rows.to(self._scan_dtype), self._chunk, used)
+        for block in range(self._n // self._chunk, len(self._blocks)):
+            self._revoked_cols.pop(block, None)
+        self._n += len(rows)
 
     def _truncate(self, n: int) -> None:
         """Drop stored rows from position n on (undoes a failed `add`)."""
         keep = -(-n // self._chunk)
-        self._blocks = self._blocks[:keep]
-        if n % self._chunk:
-            self._blocks[-1] = self._blocks[-1][: n % self._chunk].clone()
+        copies = [self._blocks] + ([self._scan_blocks] if self._scan_dtype != self._dtype else [])
+        for blocks in copies:
+            del blocks[keep:]
+            if n % self._chunk:
+                blocks[-1] = blocks[-1][: n % self._chunk].clone()
         self._revoked_cols.clear()
         self._n = n
 
@@ -498,6 +510,23 @@ def _merge(
     rows, cols = np.nonzero(values >= bound.threshold(tau, low)[:, None])
     vals, pos = _padded(rows, positions[rows, cols], values[rows, cols], len(values))
     return vals, pos, tau
+
+
+def _raw(block: torch.Tensor) -> np.ndarray:
+    """A block as numpy (bfloat16 bits as int16: numpy has no bfloat16)."""
+    return (block.view(torch.int16) if block.dtype == torch.bfloat16 else block).numpy()
+
+
+def _extend(blocks: list[torch.Tensor], rows: torch.Tensor, chunk: int, used: int) -> None:
+    """Append `rows` to blocks of `chunk` rows whose last one holds `used` rows."""
+    while len(rows):
+        if used == 0:
+            blocks.append(torch.empty((0, rows.shape[1]), dtype=rows.dtype))
+        take = rows[: chunk - used]
+        # Blocks are exactly as long as their rows, so a full block is one matmul operand.
+        blocks[-1] = torch.cat([blocks[-1], take]) if used else take.clone()
+        used = (used + len(take)) % chunk
+        rows = rows[len(take) :]
 
 
 def _take(blocks: list[np.ndarray], positions: np.ndarray, chunk: int, out: np.ndarray) -> None:

@@ -7,7 +7,9 @@ are the source of truth).
 """
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from asifdb.ingest import (
 )
 from asifdb.services import licences, model
 from asifdb.services.model import Encoders
+from asifdb.services.stage_timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,12 @@ def process_batch(
     limits: Limits | None = None,
     on_encoded: Callable[[], None] | None = None,
 ) -> BatchOutcome:
-    """Turn one batch of source items into pairs, all in one transaction. Idempotent."""
+    """Turn one batch of source items into pairs, all in one transaction. Idempotent.
+
+    The seconds spent per stage (read_validate, encode_image, encode_text, blobs_wait, database) are
+    stored on the batch row (`timings`) and logged with the commit's.
+    """
+    timer = StageTimer()
     with sessions() as session, session.begin():
         batch = session.execute(
             select(JobBatch).where(JobBatch.id == batch_id).with_for_update(skip_locked=True)
@@ -163,29 +171,48 @@ def process_batch(
         if job.status == "queued":
             job.status = "running"
             job.started_at = func.now()
-        outcome = _ingest(session, job, batch, blobs, encoders, limits or Limits(), on_encoded)
-        batch.done = True
-        batch.finished_at = func.now()
-        session.execute(
-            update(Job)
-            .where(Job.id == job.id)
-            .values(
-                done=Job.done + outcome.ready,
-                duplicates=Job.duplicates + outcome.duplicates,
-                rejected=Job.rejected + outcome.rejected,
-            )
+        outcome = _ingest(
+            session, job, batch, blobs, encoders, limits or Limits(), on_encoded, timer
         )
-        session.flush()
-        remaining = session.scalar(
-            select(func.count())
-            .select_from(JobBatch)
-            .where(JobBatch.job_id == job.id, JobBatch.done.is_(False))
-        )
-        if remaining == 0:
-            session.execute(
-                update(Job).where(Job.id == job.id).values(status="done", finished_at=func.now())
-            )
+        with timer.stage("database"):
+            _finish_batch(session, job, batch, outcome)
+            batch.timings = timer.seconds()
+        committing = time.perf_counter()
+    log.info(
+        "batch %d of job %d: %d ready, %d duplicates, %d rejected; %s; commit %.2f s",
+        batch_id,
+        job.id,
+        outcome.ready,
+        outcome.duplicates,
+        outcome.rejected,
+        timer.summary(),
+        time.perf_counter() - committing,
+    )
     return outcome
+
+
+def _finish_batch(session: Session, job: Job, batch: JobBatch, outcome: BatchOutcome) -> None:
+    batch.done = True
+    batch.finished_at = func.now()
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            done=Job.done + outcome.ready,
+            duplicates=Job.duplicates + outcome.duplicates,
+            rejected=Job.rejected + outcome.rejected,
+        )
+    )
+    session.flush()
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(JobBatch)
+        .where(JobBatch.job_id == job.id, JobBatch.done.is_(False))
+    )
+    if remaining == 0:
+        session.execute(
+            update(Job).where(Job.id == job.id).values(status="done", finished_at=func.now())
+        )
 
 
 def _ingest(
@@ -196,6 +223,7 @@ def _ingest(
     encoders: Encoders,
     limits: Limits,
     on_encoded: Callable[[], None] | None,
+    timer: StageTimer,
 ) -> BatchOutcome:
     source = open_source(
         job.source,
@@ -207,34 +235,37 @@ def _ingest(
     items: list[JobItem] = []
     fresh: list[tuple[int, ValidItem]] = []
     seen: set[tuple[str, str]] = set()
-    for ordinal, raw in enumerate(
-        iter_items(source, start=batch.start, stop=batch.stop, limits=limits), start=batch.start
-    ):
-        result = validate(raw, limits)
-        if isinstance(result, Rejected):
-            items.append(
-                JobItem(
-                    job_id=job.id,
-                    ordinal=ordinal,
-                    key=raw.key,
-                    status="rejected",
-                    reason_code=str(result.reason.code),
-                    reason=result.reason.message,
+    with timer.stage("read_validate"):
+        for ordinal, raw in enumerate(
+            iter_items(source, start=batch.start, stop=batch.stop, limits=limits),
+            start=batch.start,
+        ):
+            result = validate(raw, limits)
+            if isinstance(result, Rejected):
+                items.append(
+                    JobItem(
+                        job_id=job.id,
+                        ordinal=ordinal,
+                        key=raw.key,
+                        status="rejected",
+                        reason_code=str(result.reason.code),
+                        reason=result.reason.message,
+                    )
                 )
-            )
-            continue
-        identity = (result.sha256, result.caption)
-        if identity in seen:
-            items.append(
-                _duplicate(
-                    job, ordinal, result, "the same image and caption earlier in this source"
+                continue
+            identity = (result.sha256, result.caption)
+            if identity in seen:
+                items.append(
+                    _duplicate(
+                        job, ordinal, result, "the same image and caption earlier in this source"
+                    )
                 )
-            )
-            continue
-        seen.add(identity)
-        fresh.append((ordinal, result))
+                continue
+            seen.add(identity)
+            fresh.append((ordinal, result))
 
-    existing = _existing_pairs(session, job.collection, [v for _, v in fresh])
+    with timer.stage("database"):
+        existing = _existing_pairs(session, job.collection, [v for _, v in fresh])
     to_encode = []
     for ordinal, valid in fresh:
         pair_id = existing.get((valid.sha256, valid.caption))
@@ -252,11 +283,19 @@ def _ingest(
             )
 
     if to_encode:
-        image_emb = encoders.image.embed_batch([v.image_bytes for _, v in to_encode])
-        text_emb = encoders.text.embed_batch([v.caption for _, v in to_encode])
-        if on_encoded is not None:
-            on_encoded()
-        new_ids = _insert_pairs(session, job, blobs, encoders, to_encode, image_emb, text_emb)
+        # Blob writes wait on the disk (two fsyncs each): they overlap the encoding, in a thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stored = pool.submit(_store_blobs, blobs, [v for _, v in to_encode])
+            with timer.stage("encode_image"):
+                image_emb = encoders.image.embed_batch([v.image_bytes for _, v in to_encode])
+            with timer.stage("encode_text"):
+                text_emb = encoders.text.embed_batch([v.caption for _, v in to_encode])
+            if on_encoded is not None:
+                on_encoded()
+            with timer.stage("blobs_wait"):
+                stored.result()
+        with timer.stage("database"):
+            new_ids = _insert_pairs(session, job, encoders, to_encode, image_emb, text_emb)
         for (ordinal, valid), pair_id in zip(to_encode, new_ids, strict=True):
             if pair_id is None:  # a concurrent job inserted the same pair first
                 items.append(_duplicate(job, ordinal, valid, "added concurrently by another job"))
@@ -272,8 +311,14 @@ def _ingest(
                 )
         added = [pid for pid in new_ids if pid is not None]
         if added:
-            version = model.bump(session, change=f"job {job.id}: +{len(added)} pairs")
-            model.open_usability(session, pair_ids=added, version=version)
+            with timer.stage("database"):
+                version = model.bump(session, change=f"job {job.id}: +{len(added)} pairs")
+                # A re-encode may have switched the encoders since this batch began: the model
+                # row is locked now, so this check and the pairs' commit see the same encoders.
+                model.ensure_state(
+                    session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
+                )
+                model.open_usability(session, pair_ids=added, version=version)
             session.add(
                 AuditEvent(
                     actor=job.created_by or "unknown",
@@ -299,6 +344,11 @@ def _ingest(
         else:
             outcome.rejected += 1
     return outcome
+
+
+def _store_blobs(blobs: BlobStore, items: Sequence[ValidItem]) -> None:
+    for valid in items:
+        blobs.put(valid.image_bytes, sha256=valid.sha256)
 
 
 def _duplicate(
@@ -332,41 +382,41 @@ def _existing_pairs(
 def _insert_pairs(
     session: Session,
     job: Job,
-    blobs: BlobStore,
     encoders: Encoders,
     items: Sequence[tuple[int, ValidItem]],
     image_emb: np.ndarray,
     text_emb: np.ndarray,
 ) -> list[int | None]:
-    ids: list[int | None] = []
-    for (_, valid), image_vec, text_vec in zip(items, image_emb, text_emb, strict=True):
-        blobs.put(valid.image_bytes, sha256=valid.sha256)
-        statement = (
-            insert(Pair)
-            .values(
-                collection=job.collection,
-                image_sha256=valid.sha256,
-                caption=valid.caption,
-                image_embedding=image_vec,
-                text_embedding=text_vec,
-                image_encoder=encoders.image.name,
-                text_encoder=encoders.text.name,
-                source_uri=valid.source_uri,
-                source_key=valid.key,
-                source_metadata=valid.metadata,
-                blob_uri=blob_uri(valid.sha256),
-                width=valid.width,
-                height=valid.height,
-                license_id=job.license_id,
-                job_id=job.id,
-                status="ready",
-                added_by=job.created_by,
-            )
-            .on_conflict_do_nothing(index_elements=["collection", "image_sha256", "caption"])
-            .returning(Pair.id)
-        )
-        ids.append(session.execute(statement).scalar())
-    return ids
+    """Insert the batch's pairs in one statement; None where a concurrent job was first."""
+    rows = [
+        {
+            "collection": job.collection,
+            "image_sha256": valid.sha256,
+            "caption": valid.caption,
+            "image_embedding": image_vec,
+            "text_embedding": text_vec,
+            "image_encoder": encoders.image.name,
+            "text_encoder": encoders.text.name,
+            "source_uri": valid.source_uri,
+            "source_key": valid.key,
+            "source_metadata": valid.metadata,
+            "blob_uri": blob_uri(valid.sha256),
+            "width": valid.width,
+            "height": valid.height,
+            "license_id": job.license_id,
+            "job_id": job.id,
+            "status": "ready",
+            "added_by": job.created_by,
+        }
+        for (_, valid), image_vec, text_vec in zip(items, image_emb, text_emb, strict=True)
+    ]
+    statement = (
+        insert(Pair)
+        .on_conflict_do_nothing(index_elements=["collection", "image_sha256", "caption"])
+        .returning(Pair.image_sha256, Pair.caption, Pair.id)
+    )
+    inserted = {(sha, caption): pid for sha, caption, pid in session.execute(statement, rows)}
+    return [inserted.get((valid.sha256, valid.caption)) for _, valid in items]
 
 
 def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str, Any]:

@@ -25,16 +25,37 @@ def test_matches_dense_reference(data: tuple[np.ndarray, np.ndarray]) -> None:
     assert indices.dtype == np.int64 and sims.dtype == np.float32
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("dtype", "scan_dtype"),
+    [(torch.float32, None), (torch.bfloat16, None), (torch.float32, torch.bfloat16)],
+)
 @pytest.mark.parametrize(("n", "chunk_size"), [(300, 1), (1500, 37), (6000, 1000), (6000, 4096)])
 def test_chunked_equals_one_chunk_bit_for_bit(
-    data: tuple[np.ndarray, np.ndarray], dtype: torch.dtype, n: int, chunk_size: int
+    data: tuple[np.ndarray, np.ndarray],
+    dtype: torch.dtype,
+    scan_dtype: torch.dtype | None,
+    n: int,
+    chunk_size: int,
 ) -> None:
     anchors, queries = data[0][:n], data[1]
     whole = ExactTopK(anchors, dtype=dtype, chunk_size=n).search(queries, 120)
-    chunked = ExactTopK(anchors, dtype=dtype, chunk_size=chunk_size).search(queries, 120)
+    chunked = ExactTopK(anchors, dtype=dtype, scan_dtype=scan_dtype, chunk_size=chunk_size).search(
+        queries, 120
+    )
     np.testing.assert_array_equal(chunked[0], whole[0])
     np.testing.assert_array_equal(chunked[1], whole[1])
+
+
+def test_a_bfloat16_scan_of_float32_anchors_gives_the_float32_results() -> None:
+    rng = np.random.default_rng(6)
+    anchors, queries = clustered(rng, 20_000, 96, clusters=200), clustered(rng, 40, 96, 200)
+    exact = ExactTopK(anchors).search(queries, 800)
+    fast = ExactTopK(anchors, scan_dtype=torch.bfloat16, chunk_size=8192)
+    np.testing.assert_array_equal(fast.search(queries, 800)[0], exact[0])
+    np.testing.assert_array_equal(fast.search(queries, 800)[1], exact[1])
+    assert fast.nbytes > 1.4 * ExactTopK(anchors).nbytes
+    with pytest.raises(ValueError, match="no more exact"):
+        ExactTopK(anchors, dtype=torch.bfloat16, scan_dtype=torch.float32)
 
 
 def test_one_query_at_a_time_equals_the_batch(data: tuple[np.ndarray, np.ndarray]) -> None:

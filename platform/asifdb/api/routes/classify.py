@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from asifdb.api.deps import PlatformDep, allowed
-from asifdb.errors import InvalidInput
+from asifdb.errors import InvalidInput, TooLarge
 from asifdb.services import classify as classify_service
 from asifdb.services import labelsets
 from asifdb.services.classify import Options
@@ -20,7 +20,7 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 async def classify(
     platform: PlatformDep,
     who: Annotated[Principal, Depends(allowed("classify"))],
-    images: Annotated[list[UploadFile], File(description="One or more images.")],
+    images: Annotated[list[UploadFile], File(min_length=1, description="One or more images.")],
     labels: Annotated[list[str] | None, Form(description="Candidate classes.")] = None,
     label_set: Annotated[str | None, Form(description="Or: a stored label set.")] = None,
     templates: Annotated[
@@ -38,7 +38,7 @@ async def classify(
     for upload in images:
         data = await upload.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:
-            raise InvalidInput(f"{upload.filename} is over {MAX_IMAGE_BYTES} bytes")
+            raise TooLarge(f"{upload.filename} is over {MAX_IMAGE_BYTES} bytes")
         files.append((upload.filename or "image", data))
     settings = platform.settings
     options = Options(k=k or settings.k, p=p or settings.p, aggregation=aggregation, method=method)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import SessionDep, allowed
+from asifdb.api.params import Name
 from asifdb.services import labelsets
 from asifdb.services.keys import Principal
 
@@ -13,8 +14,8 @@ router = APIRouter(prefix="/v1/label-sets", tags=["label sets"])
 
 
 class LabelSetCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    classes: list[str] = Field(min_length=2, max_length=labelsets.MAX_CLASSES)
+    name: Name
+    classes: list[Name] = Field(min_length=2, max_length=labelsets.MAX_CLASSES)
     templates: list[str] | str = Field(
         default="default", description="A template set name (default, cifar, imagenet) or a list."
     )

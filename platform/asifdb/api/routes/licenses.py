@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import SessionDep, allowed
+from asifdb.api.params import NON_BLANK, LicenceId, Name
 from asifdb.services import licences
 from asifdb.services.keys import Principal
 
@@ -13,13 +14,15 @@ router = APIRouter(prefix="/v1/licenses", tags=["licenses"])
 
 
 class LicenseCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     holder: str | None = Field(default=None, max_length=500)
     terms_url: str | None = Field(default=None, max_length=2000)
 
 
 class Revocation(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, description="Kept in the audit log.")
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=NON_BLANK, description="Kept in the audit log."
+    )
 
 
 class Restoration(BaseModel):
@@ -47,7 +50,7 @@ def create_license(
 
 @router.post("/{license_id}/revoke", summary="Revoke: its pairs leave the model at once")
 def revoke_license(
-    license_id: int,
+    license_id: LicenceId,
     body: Revocation,
     session: SessionDep,
     who: Annotated[Principal, Depends(allowed("licenses:write"))],
@@ -57,7 +60,7 @@ def revoke_license(
 
 @router.post("/{license_id}/restore", summary="Restore: its pairs return to the model")
 def restore_license(
-    license_id: int,
+    license_id: LicenceId,
     session: SessionDep,
     who: Annotated[Principal, Depends(allowed("licenses:write"))],
     body: Restoration | None = None,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.api.params import NON_BLANK, Id
 from asifdb.blobs import BlobStore
 from asifdb.services import ingestion, pairs, uploads
 from asifdb.services.keys import Principal
@@ -21,9 +22,15 @@ class Deletion(BaseModel):
 async def upload_pairs(
     platform: PlatformDep,
     who: Annotated[Principal, Depends(allowed("pairs:add"))],
-    images: Annotated[list[UploadFile], File(description="The images, one per caption.")],
-    captions: Annotated[list[str], Form(description="One caption per image, in order.")],
-    license: Annotated[str, Form(description="Name of the licence the pairs come under.")],
+    images: Annotated[
+        list[UploadFile], File(min_length=1, description="The images, one per caption.")
+    ],
+    captions: Annotated[
+        list[str], Form(min_length=1, description="One caption per image, in order.")
+    ],
+    license: Annotated[
+        str, Form(min_length=1, pattern=NON_BLANK, description="The pairs' licence, by name.")
+    ],
     collection: Annotated[str, Form(max_length=200)] = "default",
 ) -> dict[str, Any]:
     from workers.tasks import dispatch
@@ -45,27 +52,27 @@ async def upload_pairs(
             collection=collection,
         )
         batches = ingestion.pending_batches(session, job_id=job.id)
-    dispatch(batches)
+    dispatch(batches, platform.sessions)
     return {"job_id": job.id, "total": job.total, "status": job.status}
 
 
 @router.get("/v1/jobs/{job_id}", summary="A job's progress and its rejected items")
 def get_job(
-    job_id: int, session: SessionDep, _: Annotated[Principal, Depends(allowed("jobs:read"))]
+    job_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("jobs:read"))]
 ) -> dict[str, Any]:
     return ingestion.job_report(session, job_id=job_id)
 
 
 @router.get("/v1/pairs/{pair_id}", summary="A pair with its provenance and licence")
 def get_pair(
-    pair_id: int, session: SessionDep, _: Annotated[Principal, Depends(allowed("pairs:read"))]
+    pair_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("pairs:read"))]
 ) -> dict[str, Any]:
     return pairs.get(session, pair_id=pair_id)
 
 
 @router.delete("/v1/pairs/{pair_id}", summary="Delete a pair: it leaves the model at once")
 def delete_pair(
-    pair_id: int,
+    pair_id: Id,
     platform: PlatformDep,
     who: Annotated[Principal, Depends(allowed("pairs:delete"))],
     body: Deletion | None = None,

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.api.params import Id, LicenceId
 from asifdb.services import impact, predictions
 from asifdb.services.keys import Principal
 
@@ -13,7 +14,7 @@ router = APIRouter(tags=["provenance"])
 
 @router.get("/v1/predictions/{prediction_id}", summary="A prediction with its evidence pairs")
 def get_prediction(
-    prediction_id: int,
+    prediction_id: Id,
     session: SessionDep,
     _: Annotated[Principal, Depends(allowed("predictions:read"))],
     evidence_limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
@@ -26,7 +27,7 @@ def get_prediction(
     summary="Deletion verification: what the licence's pairs carried, re-run without them",
 )
 def licence_impact(
-    license_id: int,
+    license_id: LicenceId,
     platform: PlatformDep,
     _: Annotated[Principal, Depends(allowed("impact:read"))],
     sample: Annotated[int, Query(ge=0, le=200)] = 20,

@@ -1,0 +1,60 @@
+"""Curation's cost as the collection grows, on synthetic unit embeddings (1280-d images, 384-d
+captions): one fit batch and one near-duplicate batch at N anchors; peak memory of the process.
+
+    .venv/bin/python -m benchmarks.curation.scale 50000 100000 200000
+
+A full refresh is N / batch such batches; both are linear in N per batch (exact top-k scans every
+anchor), so a full refresh is quadratic in N: the reason `refresh_fit` scores new pairs only.
+"""
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from asifdb import engine
+from asifdb.engine import curation
+from asifdb.services.curation import DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, FIT_BATCH
+
+
+def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def measure(n: int, k: int = 800, p: float = 8.0) -> dict:
+    rng = np.random.default_rng(0)
+    image, caption = _unit(rng, n, 1280), _unit(rng, n, 384)
+    image_index, caption_index = engine.ExactTopK(image), engine.ExactTopK(caption)
+    members = rng.choice(n, FIT_BATCH, replace=False)
+    started = time.perf_counter()
+    image_rep = curation.leave_one_out(image_index, image[members], members, k, p, n)
+    caption_rep = curation.leave_one_out(caption_index, caption[members], members, k, p, n)
+    curation.fit(image_rep, caption_rep)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    own = np.arange(4096)
+    curation.duplicate_edges(
+        image_index, image[own], own, DUPLICATE_THRESHOLD, DUPLICATE_NEIGHBOURS
+    )
+    dup_seconds = time.perf_counter() - started
+    return {
+        "anchors": n,
+        "fit_batch_pairs": FIT_BATCH,
+        "fit_batch_seconds": round(fit_seconds, 2),
+        "full_fit_refresh_hours_extrapolated": round(fit_seconds * n / FIT_BATCH / 3600, 2),
+        "duplicate_batch_pairs": 4096,
+        "duplicate_batch_seconds": round(dup_seconds, 2),
+        "anchor_bytes": int(
+            image.nbytes + caption.nbytes + image_index.nbytes + caption_index.nbytes
+        ),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+if __name__ == "__main__":
+    for n in [int(a) for a in sys.argv[1:]]:
+        print(json.dumps(measure(n)), flush=True)

@@ -1,0 +1,44 @@
+"""What every route shares in its OpenAPI contract: id and paging parameters, non-blank text,
+and the error responses (every error is `{"detail": ...}` with the reason in words).
+
+The bounds are part of the contract: an id beyond PostgreSQL's bigint or a blank name is refused
+with 422 by validation, before any handler runs.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: pairs, jobs, predictions
+MAX_SMALL_ID = 2**31 - 1  # PostgreSQL integer: licences, label sets
+MAX_OFFSET = 10_000_000
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive id.")]
+LicenceId = Annotated[int, Path(ge=1, le=MAX_SMALL_ID, description="A licence's id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+# At least one character that is not white space (JSON Schema patterns are unanchored).
+NON_BLANK = r"\S"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
+
+
+class Problem(BaseModel):
+    """An error: `detail` says why, in words (or, for a malformed request, lists each field)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_ERRORS = {
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's role does not allow this",
+    404: "No such object",
+    409: "Conflicts with the current state (for example: no usable pairs yet)",
+    413: "Too large: an upload or a request over the documented limits",
+    422: "Invalid input; `detail` says which and why",
+    503: "Not ready: the database, its schema or the model is unavailable",
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": description}
+    for status, description in _ERRORS.items()
+}

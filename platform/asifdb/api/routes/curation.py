@@ -1,0 +1,140 @@
+"""`/v1/curation`: mismatched captions, near-duplicate groups, pair value on a labelled folder,
+the review queue; mark, reject, restore, revoke. Lists: steward/auditor/admin; acts: steward/admin.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.services import curation
+from asifdb.services.keys import Principal
+
+router = APIRouter(prefix="/v1/curation", tags=["curation"])
+
+# Reading the lists needs what the steward, auditor and admin roles share; acting needs what
+# only the steward and admin roles carry.
+_READ = "impact:read"
+_ACT = "pairs:delete"
+Reader = Annotated[Principal, Depends(allowed(_READ))]
+Actor = Annotated[Principal, Depends(allowed(_ACT))]
+Limit = Annotated[int, Query(ge=1, le=curation.MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+class FitRefresh(BaseModel):
+    full: bool = Field(default=False, description="Score every usable pair again.")
+    k: int | None = Field(default=None, ge=1, le=10_000)
+    p: float | None = Field(default=None, ge=1, le=64)
+
+
+class DuplicateRefresh(BaseModel):
+    threshold: float = Field(default=curation.DUPLICATE_THRESHOLD, gt=0, le=1)
+
+
+class ValueRequest(BaseModel):
+    folder: str = Field(description="A folder on the server: one sub-folder of images a class.")
+    templates: list[str] | str | None = None
+    classnames: str | None = None
+    limit_per_class: int | None = Field(default=None, ge=1)
+    counts: list[int] = Field(default=list(curation.WHAT_IF_COUNTS), max_length=20)
+    top: int = Field(default=20, ge=1, le=curation.MAX_PAGE)
+
+
+class PairAction(BaseModel):
+    pair_ids: list[int] = Field(min_length=1, max_length=10_000)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/fit", summary="Score caption fit, leave-one-out (new pairs, or all with full)")
+def refresh_fit(
+    body: FitRefresh, session: SessionDep, platform: PlatformDep, _: Actor
+) -> dict[str, Any]:
+    return curation.refresh_fit(
+        session,
+        live=platform.live,
+        k=body.k or platform.settings.k,
+        p=body.p or platform.settings.p,
+        full=body.full,
+    )
+
+
+@router.get("/mismatches", summary="Pairs whose caption fits their image worst, lowest first")
+def mismatches(
+    session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return curation.mismatches(session, limit=limit, offset=offset)
+
+
+@router.post("/duplicates", summary="Group near-identical images again")
+def refresh_duplicates(
+    body: DuplicateRefresh, session: SessionDep, platform: PlatformDep, _: Actor
+) -> dict[str, Any]:
+    return curation.refresh_duplicates(session, live=platform.live, threshold=body.threshold)
+
+
+@router.get("/duplicates", summary="Near-duplicate groups with a suggested keeper")
+def duplicates(
+    session: SessionDep, _: Reader, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    return curation.duplicates(session, limit=limit, offset=offset)
+
+
+@router.post("/value", summary="Pair value on a labelled folder and the what-if (a dry run)")
+def value(
+    body: ValueRequest, session: SessionDep, platform: PlatformDep, _: Reader
+) -> dict[str, Any]:
+    return curation.pair_values(
+        session,
+        live=platform.live,
+        encoders=platform.encoders,
+        folder=Path(body.folder),
+        templates=body.templates,
+        classnames=body.classnames,
+        k=platform.settings.k,
+        p=platform.settings.p,
+        limit_per_class=body.limit_per_class,
+        counts=tuple(body.counts),
+        top=body.top,
+    )
+
+
+@router.get("/reviews", summary="The review queue")
+def reviews(
+    session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return curation.reviews(session, limit=limit, offset=offset)
+
+
+@router.post("/mark", summary="Mark pairs for review")
+def mark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+    return curation.mark(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
+
+
+@router.post("/unmark", summary="Take pairs off the review queue")
+def unmark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+    return curation.unmark(session, pair_ids=body.pair_ids, actor=who.name)
+
+
+@router.post("/reject", summary="Reject pairs (reason required): they leave the model now")
+def reject(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+    return curation.reject(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
+
+
+@router.post("/restore", summary="Undo a rejection: the pairs return to the model")
+def restore(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+    return curation.restore(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
+
+
+@router.post("/revoke", summary="Revoke the licences of these pairs (reason required)")
+def revoke(
+    body: PairAction,
+    session: SessionDep,
+    who: Actor,
+    _: Annotated[Principal, Depends(allowed("licenses:write"))],
+) -> dict[str, Any]:
+    return curation.revoke_licences(
+        session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason
+    )

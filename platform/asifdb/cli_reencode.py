@@ -1,0 +1,105 @@
+"""`asifdb reencode`: switch the model's encoders by re-embedding every pair through the workers.
+
+Registered on the `asifdb` app in cli.py; parses, calls `services.reencode`, shows progress.
+"""
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, TextColumn
+
+from asifdb.context import Platform
+from asifdb.services import reencode as reencode_service
+from asifdb.settings import get_settings
+
+CLI_ACTOR = "cli"
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def reencode(
+    image_encoder: Annotated[
+        str, typer.Option("--image-encoder", help="e.g. tf_efficientnet_lite0 or timm/<model>.")
+    ],
+    text_encoder: Annotated[
+        str,
+        typer.Option("--text-encoder", help="e.g. all-MiniLM-L6-v2 or sentence-transformers/<m>."),
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = reencode_service.DEFAULT_BATCH_SIZE,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the re-encode to the switch.")
+    ] = False,
+) -> None:
+    """Re-embed every pair from the blob store with other encoders, then switch the model.
+
+    Queries keep the old encoders' embeddings until every pair is re-encoded; the switch is one
+    transaction. Afterwards set IMAGE_ENCODER/TEXT_ENCODER to the same names and restart the
+    API and workers (they refuse encoders other than the model's).
+    """
+    from workers.tasks import dispatch_reencode
+
+    image_name, text_name = reencode_service.canonical_names(
+        image_encoder=image_encoder, text_encoder=text_encoder
+    )
+    platform = Platform(get_settings())
+    try:
+        platform.require_schema()
+        with platform.sessions.begin() as session:
+            job = reencode_service.start(
+                session,
+                image_encoder=image_name,
+                text_encoder=text_name,
+                actor=CLI_ACTOR,
+                batch_size=batch_size,
+            )
+            batches = reencode_service.pending_batches(session, reencode_id=job.id)
+        dispatch_reencode(batches)
+        console.print(
+            f"re-encode [bold]{job.id}[/]: {job.total} pairs to {image_name} + {text_name} "
+            f"in {len(batches)} batches"
+        )
+        if wait:
+            report = _follow(platform, job.id)
+            _print(report)
+            if report["status"] != "done":
+                raise typer.Exit(1)
+    finally:
+        platform.close(keep_server=True)
+
+
+def _follow(platform: Platform, reencode_id: int) -> dict[str, Any]:
+    with Progress(
+        *Progress.get_default_columns(), TextColumn("{task.fields[counts]}"), console=console
+    ) as progress:
+        task = None
+        while True:
+            with platform.sessions() as session:
+                report = reencode_service.report(session, reencode_id=reencode_id)
+            counts = f"encoded {report['done']} · missing blobs {report['missing']}"
+            if task is None:
+                task = progress.add_task(
+                    f"re-encode {reencode_id}", total=report["total"], counts=counts
+                )
+            progress.update(
+                task, total=report["total"], completed=report["processed"], counts=counts
+            )
+            if report["status"] in ("done", "failed", "cancelled"):
+                return report
+            time.sleep(1)
+
+
+def _print(report: dict[str, Any]) -> None:
+    console.print(
+        f"re-encode {report['id']} [bold]{report['status']}[/]: {report['done']} of "
+        f"{report['total']} pairs re-encoded, {report['missing']} without a blob"
+    )
+    if report["switched_version"] is not None:
+        console.print(
+            f"model version {report['switched_version']} uses {report['image_encoder']} + "
+            f"{report['text_encoder']}"
+        )
+    if report["error"]:
+        err.print(f"[red]error:[/] {report['error']}")

@@ -1,0 +1,383 @@
+"""Switching encoders: re-embed every ready pair from the blob store in batches (run by workers),
+then switch the model to the new encoders in one transaction. Called by `asifdb reencode` and
+the worker's `asifdb.reencode_batch` task.
+
+Until the switch, the new embeddings wait in `reencode_embeddings` and every query keeps using
+the old ones; the switch copies them into `pairs`, sets the model's encoders and bumps the model
+version together, so no reader ever sees a mix (`usable_pairs` also requires a pair's encoders to
+be the model's). A batch is done in one transaction under a row lock: idempotent and resumable.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.blobs import BlobNotFound, BlobStore
+from asifdb.db.models import IMAGE_DIM, TEXT_DIM, AuditEvent, Reencode, ReencodeBatch
+from asifdb.db.models import ReencodeEmbedding as Staged
+from asifdb.errors import ConfigError, Conflict, NotFound
+from asifdb.services import model
+from asifdb.services.model import Encoders
+from asifdb.services.stage_timer import StageTimer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+_ACTIVE = ("queued", "running")
+
+EncodersFor = Callable[[str, str], Encoders]
+"""Builds (or reuses) the encoders called (image name, text name); the worker supplies it."""
+
+
+def canonical_names(*, image_encoder: str, text_encoder: str) -> tuple[str, str]:
+    """The encoders' stable identities (what pairs record), from any accepted name."""
+    from asifdb.encoders import get_encoder
+
+    image, text_ = get_encoder(image_encoder), get_encoder(text_encoder)
+    if image.modality != "image" or text_.modality != "text":
+        raise ConfigError(
+            f"{image_encoder!r} must be an image encoder and {text_encoder!r} a text encoder"
+        )
+    return image.name, text_.name
+
+
+def start(
+    session: Session,
+    *,
+    image_encoder: str,
+    text_encoder: str,
+    actor: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Reencode:
+    """Plan the re-encode of every ready pair by the named encoders (canonical names).
+
+    Refuses while another re-encode is unfinished. With no pairs, switches at once.
+    """
+    active = session.scalar(select(Reencode.id).where(Reencode.status.in_(_ACTIVE)))
+    if active is not None:
+        raise Conflict(f"re-encode {active} is still running: wait for it to finish")
+    state = session.execute(
+        text("SELECT image_encoder, text_encoder FROM model_state WHERE id = 1")
+    ).one()
+    pair_ids = list(
+        session.scalars(text("SELECT id FROM pairs WHERE status = 'ready' ORDER BY id"))
+    )
+    job = Reencode(
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        from_image_encoder=state.image_encoder,
+        from_text_encoder=state.text_encoder,
+        total=len(pair_ids),
+        created_by=actor,
+    )
+    session.add(job)
+    session.flush()
+    session.add_all(
+        ReencodeBatch(reencode_id=job.id, pair_ids=pair_ids[i : i + batch_size])
+        for i in range(0, len(pair_ids), batch_size)
+    )
+    session.add(
+        AuditEvent(
+            actor=actor,
+            action="reencode.create",
+            target_type="reencode",
+            target_id=str(job.id),
+            details={
+                "from": [state.image_encoder, state.text_encoder],
+                "to": [image_encoder, text_encoder],
+                "pairs": len(pair_ids),
+            },
+        )
+    )
+    if not pair_ids:
+        _switch(session, job, blobs=None, encoders=None, timer=StageTimer())
+    return job
+
+
+def pending_batches(session: Session, *, reencode_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(ReencodeBatch.id)
+            .where(ReencodeBatch.reencode_id == reencode_id, ReencodeBatch.done.is_(False))
+            .order_by(ReencodeBatch.id)
+        )
+    )
+
+
+def mark_dispatched(session: Session, *, batch_ids: Sequence[int]) -> None:
+    session.execute(
+        update(ReencodeBatch)
+        .where(ReencodeBatch.id.in_(batch_ids))
+        .values(dispatched_at=func.now())
+    )
+
+
+def stalled_batches(session: Session, *, older_than: timedelta) -> list[int]:
+    """Undone, unlocked batches of unfinished re-encodes last sent longer ago than `older_than`."""
+    rows = session.execute(
+        text(
+            "SELECT b.id FROM reencode_batches b JOIN reencodes r ON r.id = b.reencode_id "
+            "WHERE NOT b.done AND r.status IN ('queued', 'running') "
+            "AND (b.dispatched_at IS NULL OR b.dispatched_at < now() - :age) "
+            "ORDER BY b.id FOR UPDATE OF b SKIP LOCKED"
+        ),
+        {"age": older_than},
+    )
+    return list(rows.scalars())
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    status: str  # "done", "already_done", "busy", "switched"
+    encoded: int = 0
+    missing: int = 0
+
+
+def process_batch(
+    *,
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    encoders_for: EncodersFor,
+    batch_id: int,
+) -> BatchOutcome:
+    """Re-embed one batch's pairs; the batch that completes the re-encode also switches."""
+    timer = StageTimer()
+    with sessions() as session, session.begin():
+        batch = session.execute(
+            select(ReencodeBatch)
+            .where(ReencodeBatch.id == batch_id)
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if batch is None:
+            if session.get(ReencodeBatch, batch_id) is None:
+                raise NotFound(f"no re-encode batch {batch_id}")
+            return BatchOutcome(batch_id, "busy")
+        job = session.get_one(Reencode, batch.reencode_id)
+        if batch.done or job.status not in _ACTIVE:
+            return BatchOutcome(batch_id, "already_done")
+        batch.attempts += 1
+        if job.status == "queued":
+            job.status = "running"
+            job.started_at = func.now()
+        encoders = encoders_for(job.image_encoder, job.text_encoder)
+        outcome = BatchOutcome(batch_id, "done")
+        outcome.encoded, outcome.missing = _stage(
+            session, job, batch.pair_ids, blobs, encoders, timer
+        )
+        with timer.stage("database"):
+            batch.done = True
+            batch.finished_at = func.now()
+            session.execute(
+                update(Reencode)
+                .where(Reencode.id == job.id)
+                .values(
+                    done=Reencode.done + outcome.encoded,
+                    missing=Reencode.missing + outcome.missing,
+                )
+            )
+            session.flush()
+            remaining = session.scalar(
+                select(func.count())
+                .select_from(ReencodeBatch)
+                .where(ReencodeBatch.reencode_id == job.id, ReencodeBatch.done.is_(False))
+            )
+        if remaining == 0:
+            session.refresh(job)
+            _switch(session, job, blobs=blobs, encoders=encoders, timer=timer)
+            outcome.status = "switched"
+        batch.timings = timer.seconds()
+    log.info(
+        "re-encode %d batch %d: %d encoded, %d missing blobs; %s",
+        job.id,
+        batch_id,
+        outcome.encoded,
+        outcome.missing,
+        timer.summary(),
+    )
+    return outcome
+
+
+def _stage(
+    session: Session,
+    job: Reencode,
+    pair_ids: Sequence[int],
+    blobs: BlobStore,
+    encoders: Encoders,
+    timer: StageTimer,
+) -> tuple[int, int]:
+    """Embed the pairs with the new encoders into `reencode_embeddings`: (encoded, missing)."""
+    with timer.stage("database"):
+        rows = session.execute(
+            text(
+                "SELECT id, image_sha256, caption FROM pairs "
+                "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'ready' ORDER BY id"
+            ),
+            {"ids": list(pair_ids)},
+        ).all()
+    found: list[tuple[int, bytes, str]] = []
+    missing = 0
+    with timer.stage("read_blobs"):
+        for pair_id, sha256, caption in rows:
+            try:
+                found.append((pair_id, blobs.get(sha256), caption))
+            except BlobNotFound:
+                log.warning("re-encode %d: pair %d has no blob %s", job.id, pair_id, sha256)
+                missing += 1
+    if not found:
+        return 0, missing
+    with timer.stage("encode_image"):
+        image_emb = encoders.image.embed_batch([data for _, data, _ in found])
+    with timer.stage("encode_text"):
+        text_emb = encoders.text.embed_batch([caption for _, _, caption in found])
+    _check_width(image_emb, IMAGE_DIM, job.image_encoder)
+    _check_width(text_emb, TEXT_DIM, job.text_encoder)
+    with timer.stage("database"):
+        session.execute(
+            insert(Staged).on_conflict_do_nothing(),
+            [
+                {
+                    "reencode_id": job.id,
+                    "pair_id": pair_id,
+                    "image_embedding": image_vec,
+                    "text_embedding": text_vec,
+                }
+                for (pair_id, _, _), image_vec, text_vec in zip(
+                    found, image_emb, text_emb, strict=True
+                )
+            ],
+        )
+    return len(found), missing
+
+
+def _check_width(embeddings: np.ndarray, width: int, name: str) -> None:
+    if embeddings.shape[1] != width:
+        raise ConfigError(
+            f"{name} gives {embeddings.shape[1]}-d embeddings, but the pairs' columns hold "
+            f"{width}-d: an encoder of another width needs a migration that resizes them"
+        )
+
+
+def _switch(
+    session: Session,
+    job: Reencode,
+    *,
+    blobs: BlobStore | None,
+    encoders: Encoders | None,
+    timer: StageTimer,
+) -> None:
+    """Make the staged embeddings the model's, in this transaction (the model row locked)."""
+    with timer.stage("switch"):
+        session.execute(text("SELECT 1 FROM model_state WHERE id = 1 FOR UPDATE"))
+        # Pairs ingested (with the old encoders) since the re-encode started: embed them now,
+        # under the lock, so the new model has them too. Ingestion re-checks the encoders under
+        # the same lock before it commits, so none can slip in after this.
+        late = list(
+            session.scalars(
+                text(
+                    "SELECT p.id FROM pairs p WHERE p.status = 'ready' AND p.id NOT IN ("
+                    "SELECT unnest(pair_ids) FROM reencode_batches WHERE reencode_id = :r) "
+                    "ORDER BY p.id"
+                ),
+                {"r": job.id},
+            )
+        )
+    if late and blobs is not None and encoders is not None:
+        encoded, missing = _stage(session, job, late, blobs, encoders, timer)
+        job.total += len(late)
+        job.done += encoded
+        job.missing += missing
+    with timer.stage("switch"):
+        before = set(session.scalars(text("SELECT id FROM usable_pairs")))
+        session.execute(
+            text(
+                "UPDATE pairs p SET image_embedding = e.image_embedding, "
+                "text_embedding = e.text_embedding, image_encoder = :i, text_encoder = :t "
+                "FROM reencode_embeddings e WHERE e.reencode_id = :r AND e.pair_id = p.id"
+            ),
+            {"i": job.image_encoder, "t": job.text_encoder, "r": job.id},
+        )
+        session.execute(
+            text("UPDATE model_state SET image_encoder = :i, text_encoder = :t WHERE id = 1"),
+            {"i": job.image_encoder, "t": job.text_encoder},
+        )
+        after = set(session.scalars(text("SELECT id FROM usable_pairs")))
+        version = model.bump(
+            session,
+            change=f"reencode {job.id}: encoders {job.image_encoder} + {job.text_encoder}",
+        )
+        # Pairs whose blob was missing keep the old encoders' embeddings and identity: with
+        # other encoders they are no longer usable.
+        model.close_usability(session, pair_ids=before - after, version=version)
+        model.open_usability(session, pair_ids=after - before, version=version)
+        session.execute(
+            text("DELETE FROM reencode_embeddings WHERE reencode_id = :r"), {"r": job.id}
+        )
+        job.status = "done"
+        job.finished_at = func.now()
+        job.switched_version = version
+        session.add(
+            AuditEvent(
+                actor=job.created_by or "unknown",
+                action="model.reencode",
+                target_type="reencode",
+                target_id=str(job.id),
+                model_version=version,
+                details={
+                    "from": [job.from_image_encoder, job.from_text_encoder],
+                    "to": [job.image_encoder, job.text_encoder],
+                    "pairs": job.done,
+                    "missing_blobs": job.missing,
+                    "no_longer_usable": len(before - after),
+                },
+            )
+        )
+
+
+def fail(session: Session, *, batch_id: int, error: str) -> None:
+    """A batch that cannot succeed (an encoder that cannot load): the re-encode fails, saying why.
+
+    Nothing was switched; the staged embeddings are dropped.
+    """
+    batch = session.get(ReencodeBatch, batch_id)
+    if batch is not None:
+        session.execute(
+            update(Reencode)
+            .where(Reencode.id == batch.reencode_id, Reencode.status.in_(_ACTIVE))
+            .values(status="failed", error=error, finished_at=func.now())
+        )
+        session.execute(
+            text("DELETE FROM reencode_embeddings WHERE reencode_id = :r"),
+            {"r": batch.reencode_id},
+        )
+
+
+def report(session: Session, *, reencode_id: int) -> dict[str, Any]:
+    """A re-encode's progress: pairs done of total, missing blobs, status, switch version."""
+    job = session.get(Reencode, reencode_id)
+    if job is None:
+        raise NotFound(f"no re-encode {reencode_id}")
+    return {
+        "id": job.id,
+        "status": job.status,
+        "image_encoder": job.image_encoder,
+        "text_encoder": job.text_encoder,
+        "from_image_encoder": job.from_image_encoder,
+        "from_text_encoder": job.from_text_encoder,
+        "total": job.total,
+        "done": job.done,
+        "missing": job.missing,
+        "processed": job.done + job.missing,
+        "switched_version": job.switched_version,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }

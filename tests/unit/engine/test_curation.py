@@ -1,0 +1,102 @@
+"""engine/curation.py against plain dense definitions: leave-one-out, fit, duplicate groups,
+keepers and anchor values."""
+
+import numpy as np
+import pytest
+
+from asifdb import engine
+from asifdb.engine import curation
+
+
+def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _dense_loo(emb: np.ndarray, k: int, p: float) -> np.ndarray:
+    """Row i: similarities to every anchor but i, top k kept, ** p, L2-normalised."""
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    out = np.zeros_like(sims)
+    for i, row in enumerate(sims):
+        top = np.argsort(-row)[:k]
+        out[i, top] = row[top] ** p
+        out[i] /= np.linalg.norm(out[i])
+    return out
+
+
+def test_leave_one_out_never_keeps_the_pair_itself_and_matches_the_dense_definition() -> None:
+    rng = np.random.default_rng(0)
+    emb = _unit(rng, 40, 8)
+    index = engine.ExactTopK(emb)
+    own = np.arange(40)
+    rep = curation.leave_one_out(index, emb, own, k=5, p=2.0, n_anchors=40)
+    assert not (rep.indices == own[:, None]).any()
+    np.testing.assert_allclose(rep.dense(), _dense_loo(emb, 5, 2.0), atol=1e-5)
+
+
+def test_fit_ranks_a_swapped_caption_last() -> None:
+    rng = np.random.default_rng(1)
+    # 6 concepts, 10 pairs each: an image and its caption share their concept's direction.
+    centres_img, centres_txt = _unit(rng, 6, 16), _unit(rng, 6, 12)
+    concept = np.repeat(np.arange(6), 10)
+    image = centres_img[concept] + 0.3 * _unit(rng, 60, 16)
+    caption = centres_txt[concept] + 0.3 * _unit(rng, 60, 12)
+    caption[[3, 25]] = caption[[25, 3]]  # pairs 3 (concept 0) and 25 (concept 2) swap captions
+    own = np.arange(60)
+    image_rep = curation.leave_one_out(engine.ExactTopK(image), image, own, 8, 4.0, 60)
+    caption_rep = curation.leave_one_out(engine.ExactTopK(caption), caption, own, 8, 4.0, 60)
+    fit = curation.fit(image_rep, caption_rep)
+
+    dense = (
+        _dense_loo(image / np.linalg.norm(image, axis=1, keepdims=True), 8, 4.0)
+        @ _dense_loo(caption / np.linalg.norm(caption, axis=1, keepdims=True), 8, 4.0).T
+    )
+    np.testing.assert_allclose(fit.score, np.diag(dense), atol=1e-5)
+    assert set(np.argsort(fit.fit)[:2]) == {3, 25}
+    assert (fit.margin[[3, 25]] < 0).all() and (fit.rank[[3, 25]] > 1).all()
+    with pytest.raises(ValueError, match="at least 3"):
+        curation.fit(_rows(image_rep, 2), _rows(caption_rep, 2))
+
+
+def _rows(rep: engine.SparseRep, n: int) -> engine.SparseRep:
+    return engine.SparseRep(rep.indices[:n], rep.values[:n], rep.similarities[:n], rep.n_anchors)
+
+
+def test_duplicate_groups_join_chains_and_pick_the_preferred_keeper() -> None:
+    rng = np.random.default_rng(2)
+    emb = _unit(rng, 30, 64)
+    emb[10] = emb[3] + 0.05 * _unit(rng, 1, 64)[0]  # 3 ~ 10 ~ 20: one group through 10
+    emb[20] = emb[10] + 0.05 * _unit(rng, 1, 64)[0]
+    emb[7] = emb[5] + 0.05 * _unit(rng, 1, 64)[0]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    own = np.arange(30)
+    a, b, cos = curation.duplicate_edges(engine.ExactTopK(emb), emb, own, 0.99, neighbours=3)
+    assert (a < b).all() and len(set(zip(a, b, strict=True))) == len(a)
+    group = curation.groups(30, a, b)
+    assert group[3] == group[10] == group[20] == 3 and group[5] == group[7] == 5
+    assert len(np.unique(group)) == 30 - 3
+    members = np.array([3, 5, 7, 10, 20])
+    area = np.array([1.0, 4.0, 4.0, 9.0, 9.0])
+    fit = np.array([0.0, 1.0, 2.0, 0.5, 0.7])
+    keep = curation.keepers(group[members], area, fit)
+    assert members[keep].tolist() == [7, 20]  # largest, then best fit
+
+
+def test_values_credit_correct_predictions_and_debit_wrong_ones() -> None:
+    # Two classes, two anchors each; anchor 3's caption is "cat" but its image is a dog.
+    image_anchors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.8, 0.2]], dtype=np.float32)
+    text_anchors = np.array([[1, 0], [1, 0.1], [0, 1], [0, 1]], dtype=np.float32)
+    images = np.array([[1, 0.05], [0.85, 0.15]], dtype=np.float32)  # two dogs
+    captions = np.array([[1, 0], [0, 1]], dtype=np.float32)  # "dog", "cat"
+    image_rep = engine.relative_representation(images, image_anchors, k=4, p=1)
+    caption_rep = engine.relative_representation(captions, text_anchors, k=4, p=1)
+    values = curation.values(image_rep, caption_rep, np.array([0, 0]), 2, 1, 4)
+    scores = engine.sparse_scores(image_rep, caption_rep)
+    expected = np.zeros(4)
+    for i in range(2):
+        sign = 1 if values.correct[i] else -1
+        c = values.predicted[i]
+        expected += sign * image_rep.dense()[i] * caption_rep.dense()[c]
+        assert values.predicted[i] == np.argmax(scores[i])
+    np.testing.assert_allclose(values.value, expected, atol=1e-6)
