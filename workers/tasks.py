@@ -66,22 +66,22 @@ def reencode_batch(self, batch_id: int) -> dict:  # noqa: ANN001
     return outcome.__dict__
 
 
-def dispatch_reencode(batch_ids: list[int]) -> None:
-    """Send re-encode batches to the workers and note when."""
+def dispatch_reencode(batch_ids: list[int], sessions: sessionmaker[Session]) -> None:
+    """Send re-encode batches to the workers and note when, in the caller's database."""
     if not batch_ids:
         return
-    with runtime.platform().sessions.begin() as session:
+    with sessions.begin() as session:
         reencode.mark_dispatched(session, batch_ids=batch_ids)
     for batch_id in batch_ids:
         reencode_batch.delay(batch_id)
 
 
-def dispatch(batch_ids: list[int], sessions: sessionmaker[Session] | None = None) -> None:
+def dispatch(batch_ids: list[int], sessions: sessionmaker[Session]) -> None:
     """Send batches to the workers and note when (what recovery looks at), in the caller's
-    database (`sessions`: the API's, CLI's or UI's platform; default: this worker's)."""
+    database (`sessions`: the API's, CLI's, UI's or this worker's platform)."""
     if not batch_ids:
         return
-    with (sessions or runtime.platform().sessions).begin() as session:
+    with sessions.begin() as session:
         ingestion.mark_dispatched(session, batch_ids=batch_ids)
     for batch_id in batch_ids:
         ingest_batch.delay(batch_id)
@@ -91,10 +91,10 @@ def recover(older_than: timedelta) -> list[int]:
     """Send again every batch a lost message left undone."""
     with runtime.platform().sessions.begin() as session:
         stalled = ingestion.stalled_batches(session, older_than=older_than)
-    dispatch(stalled)
+    dispatch(stalled, runtime.platform().sessions)
     with runtime.platform().sessions.begin() as session:
         stalled_reencode = reencode.stalled_batches(session, older_than=older_than)
-    dispatch_reencode(stalled_reencode)
+    dispatch_reencode(stalled_reencode, runtime.platform().sessions)
     if stalled or stalled_reencode:
         log.warning(
             "re-sent %d batches whose messages were lost", len(stalled) + len(stalled_reencode)

@@ -56,7 +56,7 @@ def reencode(
                 batch_size=batch_size,
             )
             batches = reencode_service.pending_batches(session, reencode_id=job.id)
-        dispatch_reencode(batches)
+        dispatch_reencode(batches, platform.sessions)
         console.print(
             f"re-encode [bold]{job.id}[/]: {job.total} pairs to {image_name} + {text_name} "
             f"in {len(batches)} batches"

@@ -31,7 +31,7 @@ def _start(source: Path, *, kind: str, licence: str, name: str, template: str | 
         batches = ingestion.pending_batches(session, job_id=job.id)
     st.session_state[_JOB] = job.id
     try:
-        dispatch(batches)
+        dispatch(batches, runtime.platform().sessions)
     except OperationalError as exc:
         st.warning(
             f"Job {job.id} is saved, but the broker did not take its batches ({exc}): "
