@@ -7,6 +7,7 @@ to the end, so it sees one model from start to end even while a licence is revok
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -46,6 +47,46 @@ class View:
         return View(self.anchors, self.rows[keep])
 
 
+Modality = Literal["image", "text"]
+
+
+class _Index:
+    """One modality's exact index over the anchors' rows (shared, not copied), grown as pairs
+    are appended; each search passes the view's usable rows, so views of different versions
+    search the same index without changing it."""
+
+    def __init__(self, modality: Modality) -> None:
+        self._modality = modality
+        self._lock = threading.Lock()  # searches and growth; torch already uses every core
+        self._index: engine.ExactTopK | None = None
+        self._ids = np.empty(0, dtype=np.int64)  # keys stored, in storage order
+
+    def search(self, view: View, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        anchors = view.anchors
+        rows = getattr(anchors, self._modality)
+        with self._lock:
+            if not self._holds(anchors.ids):
+                if self._index is not None and _starts_with(anchors.ids, self._ids):
+                    self._index.add(anchors.ids[len(self._ids) :], rows[len(self._ids) :])
+                else:
+                    self._index = engine.ExactTopK.of_unit_rows(rows, ids=anchors.ids)
+                self._ids = anchors.ids
+            usable = np.zeros(len(self._ids), dtype=bool)
+            usable[view.rows] = True
+            assert self._index is not None
+            return self._index.search(queries, k, usable=usable)
+
+    def _holds(self, ids: np.ndarray) -> bool:
+        """Whether every stored key of this (possibly older) view is where the index has it."""
+        return len(ids) <= len(self._ids) and _starts_with(self._ids, ids)
+
+
+def _starts_with(longer: np.ndarray, prefix: np.ndarray) -> bool:
+    return len(prefix) <= len(longer) and (
+        longer is prefix or bool(np.array_equal(longer[: len(prefix)], prefix))
+    )
+
+
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
@@ -54,6 +95,18 @@ class LiveModel:
         self._anchors: Anchors | None = None
         self._captions: OrderedDict[tuple, engine.LiveCaptionReps] = OrderedDict()
         self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._indexes = {"image": _Index("image"), "text": _Index("text")}
+
+    def representation(
+        self, view: View, modality: Modality, queries: np.ndarray, k: int, p: float
+    ) -> engine.SparseRep:
+        """Relative representations of `queries` over the view's usable anchors of `modality`
+        (exact top-k), indices are view positions: `relative_representation(queries,
+        view.<modality>_anchors(), k, p)` without copying the anchors per query."""
+        ids, sims = self._indexes[modality].search(view, queries, k)
+        return engine.reindex(
+            engine.from_neighbours(ids, sims, p, int(view.rows.size)), view.pair_ids
+        )
 
     def view(self, session: Session) -> View:
         """The model at the version `session` sees (call it first in a REPEATABLE READ txn)."""

@@ -53,8 +53,9 @@ def _normalise(rows: list[np.ndarray], dim: int) -> np.ndarray:
 class Anchors:
     """Usable pairs at `version`: rows of L2-normalised embeddings, row i is pair `ids[i]`.
 
-    Rows are never reordered while the process lives: removing a pair clears `alive[i]`,
-    adding one appends a row, so positions stay valid across versions.
+    Rows are in ascending pair id. Removing a pair clears `alive[i]`; adding one appends a
+    row (or, when its id is smaller than a stored one, makes a new, re-sorted `Anchors`), so
+    a version's positions stay valid in later versions while `ids` starts with its `ids`.
     """
 
     version: int
@@ -139,14 +140,12 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
 
 def _append(anchors: Anchors, rows: list[tuple]) -> Anchors:
     new = _build(anchors.version, rows)
-    position = dict(anchors.position)
-    offset = len(anchors.ids)
-    position.update({int(i): offset + n for n, i in enumerate(new.ids)})
-    return Anchors(
-        anchors.version,
-        np.concatenate([anchors.ids, new.ids]),
-        np.concatenate([anchors.image, new.image]),
-        np.concatenate([anchors.text, new.text]),
-        np.concatenate([anchors.alive, new.alive]),
-        position,
-    )
+    ids = np.concatenate([anchors.ids, new.ids])
+    image = np.concatenate([anchors.image, new.image])
+    txt = np.concatenate([anchors.text, new.text])
+    alive = np.concatenate([anchors.alive, new.alive])
+    if len(anchors.ids) and len(new.ids) and new.ids[0] < anchors.ids[-1]:
+        # A pair that became usable after a newer one (batches finish out of order).
+        order = np.argsort(ids, kind="stable")
+        ids, image, txt, alive = ids[order], image[order], txt[order], alive[order]
+    return Anchors(anchors.version, ids, image, txt, alive, {int(i): n for n, i in enumerate(ids)})

@@ -119,15 +119,60 @@ class ExactTopK:
         """Keys of the usable anchors, in storage order."""
         return self._ids[: self._n][self._usable[: self._n]]
 
-    def search(self, queries: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
+    @classmethod
+    def of_unit_rows(
+        cls, rows: np.ndarray, *, ids: np.ndarray, chunk_size: int = 65_536
+    ) -> "ExactTopK":
+        """A float32 index over `rows` (n, d), float32 C-contiguous with unit L2 rows, shared,
+        not copied (the caller must not change them); rows are used as they are, so results
+        are those over exactly these values. Later `add`s are stored as usual.
+        """
+        if rows.dtype != np.float32 or rows.ndim != 2 or not rows.flags.c_contiguous:
+            raise ValueError("rows must be a C-contiguous (n, d) float32 matrix")
+        if len(rows) == 0:
+            raise ValueError("anchors is empty: at least one row is needed")
+        for start in range(0, len(rows), chunk_size):
+            norms = np.linalg.norm(rows[start : start + chunk_size], axis=1)
+            if not np.all(np.abs(norms - 1) < 1e-5):  # also false for NaN
+                raise ValueError("rows must be finite with unit L2 norm")
+        index = cls(rows[:1], ids=np.asarray(ids[:1]), chunk_size=chunk_size)
+        index._truncate(0)
+        ids = index._new_ids(ids)
+        if len(ids) != len(rows):
+            raise ValueError(f"{len(ids)} ids for {len(rows)} anchor rows")
+        index._blocks[:] = [
+            torch.from_numpy(rows[start : start + chunk_size])
+            for start in range(0, len(rows), chunk_size)
+        ]
+        index._revoked_cols.clear()
+        index._n = len(rows)
+        index._ids = ids
+        index._usable = np.ones(len(ids), dtype=bool)
+        index._lookup = None
+        return index
+
+    def search(
+        self, queries: ArrayLike, k: int, *, usable: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(n, d) queries -> keys (n, k') int64, similarities (n, k') float32; k' = min(k, usable).
 
         Rows sorted by similarity descending, ties by key ascending. Queries are L2-normalised.
+        `usable` (stored rows,) bool, in storage order, replaces the index's own usable flags
+        for this search only (a reader's snapshot; the index is not changed).
         """
         q = self._queries(queries)
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        positions, sims = self._top(q, min(k, self._require_usable()))
+        if usable is None:
+            positions, sims = self._top(q, min(k, self._require_usable()))
+            return self._keys(positions), sims
+        usable = np.asarray(usable, dtype=bool)
+        if usable.shape != (self._n,):
+            raise ValueError(f"usable has shape {usable.shape}, the index {self._n} rows")
+        n_usable = int(usable.sum())
+        if n_usable == 0:
+            raise ValueError("no usable anchors: every anchor is revoked")
+        positions, sims = self._top(q, min(k, n_usable), usable=usable)
         return self._keys(positions), sims
 
     def add(self, ids: np.ndarray, anchors: ArrayLike) -> None:
@@ -205,11 +250,13 @@ class ExactTopK:
         *,
         floor: np.ndarray | None = None,
         among: np.ndarray | None = None,
+        usable: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of unit float32 queries `q` (n, d): positions (n, k) and similarities.
 
-        `among` (sorted storage positions) restricts the scan to those anchors; `floor` (n,)
-        drops, per row, anchors less similar than it. Missing hits are position -1, -inf.
+        `among` (sorted storage positions) restricts the scan to those anchors; `usable` (a
+        mask over storage) replaces the usable flags; `floor` (n,) drops, per row, anchors
+        less similar than it. Missing hits are position -1, -inf.
         """
         out_pos = np.empty((len(q), k), dtype=np.int64)
         out_sim = np.empty((len(q), k), dtype=np.float32)
@@ -221,7 +268,7 @@ class ExactTopK:
                 if floor is None
                 else np.asarray(floor[start:stop], dtype=np.float64)
             )
-            pool = np.sort(self._scan(qb, k, low, among), axis=1)
+            pool = np.sort(self._scan(qb, k, low, among, usable), axis=1)
             fine = self._fine(qb, pool)
             fine = np.where(fine >= low[:, None], fine, -np.inf)
             pos = np.where(np.isfinite(fine), pool, -1)
@@ -262,7 +309,12 @@ class ExactTopK:
         return _ScanBound(1.01 * (rounding + 2 * (gamma + u32) * (1 + u16) ** 2), u16)
 
     def _scan(
-        self, q: torch.Tensor, k: int, floor: np.ndarray, among: np.ndarray | None
+        self,
+        q: torch.Tensor,
+        k: int,
+        floor: np.ndarray,
+        among: np.ndarray | None,
+        usable: np.ndarray | None = None,
     ) -> np.ndarray:
         """Positions (b, P) (-1 padded) holding every anchor that can be in the exact top-k.
 
@@ -281,7 +333,7 @@ class ExactTopK:
         pool_p = np.empty((b, 0), dtype=np.int64)
         # One buffer for all chunks: fresh multi-MB tensors cost a page fault per 4 KiB.
         buffer = torch.empty(b * min(self._chunk, self._n), dtype=self._scan_dtype)
-        for rows, positions, revoked in self._chunks(among):
+        for rows, positions, revoked in self._chunks(among, usable):
             sims = buffer[: b * len(rows)].view(b, len(rows))
             if b == 1:  # matrix-vector: oneDNN's bfloat16 (1 x d) @ (d x n) path is slower
                 torch.mv(rows, qs[0], out=sims[0])
@@ -302,13 +354,18 @@ class ExactTopK:
         return pool_p
 
     def _chunks(
-        self, among: np.ndarray | None
+        self, among: np.ndarray | None, usable: np.ndarray | None = None
     ) -> Iterator[tuple[torch.Tensor, np.ndarray, torch.Tensor | None]]:
         """(anchor rows, their storage positions, revoked columns) for each chunk scanned."""
         if among is None:
             for i, block in enumerate(self._scan_blocks):
                 start = i * self._chunk
-                yield block, np.arange(start, start + len(block)), self._revoked(i)
+                if usable is None:
+                    revoked = self._revoked(i)
+                else:
+                    cols = np.flatnonzero(~usable[start : start + len(block)])
+                    revoked = torch.from_numpy(cols) if len(cols) else None
+                yield block, np.arange(start, start + len(block)), revoked
             return
         for start in range(0, len(among), self._chunk):
             positions = among[start : start + self._chunk]

@@ -20,7 +20,7 @@ from asifdb.db.models import Job, License, Pair
 from asifdb.errors import Conflict, InvalidInput, TooLarge
 from asifdb.services.classify import Options, check_images
 from asifdb.services.labelsets import Candidates
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, require_encoders
 from asifdb.services.uploads import UploadLimits
 
 STATUSES = ("usable", "licence revoked", "deleted", "pending", "rejected", "other encoders")
@@ -149,11 +149,12 @@ def neighbours(
     plot (Figure 7). In the transaction of the prediction it explains, it sees the same model.
     """
     [valid] = check_images([image])
+    require_encoders(session, encoders)
     view = live.view(session)
     if view.rows.size == 0:
         raise Conflict("the model has no usable pairs: nothing is near anything")
-    image_rep = engine.relative_representation(
-        encoders.image.embed_batch([valid.image_bytes]), view.image_anchors(), options.k, options.p
+    image_rep = live.representation(
+        view, "image", encoders.image.embed_batch([valid.image_bytes]), options.k, options.p
     )
     captions = tuple(candidates.captions)
     caption_rep = engine.reindex(

@@ -17,15 +17,16 @@ from asifdb.db.models import Pair
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.services import predictions
 from asifdb.services.classify import Options, check_images
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, require_encoders
 from asifdb.services.predictions import Evidence
 
 MAX_CANDIDATES = 1000
 MAX_TOP = 100
 
 
-def _view(session: Session, live: LiveModel) -> View:
+def _view(session: Session, live: LiveModel, encoders: Encoders) -> View:
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    require_encoders(session, encoders)
     view = live.view(session)
     if view.rows.size == 0:
         raise Conflict("the model has no usable pairs: add pairs first")
@@ -52,21 +53,19 @@ def retrieve(
     options.check()
     if not 1 <= top <= MAX_TOP:
         raise InvalidInput(f"top = {top}: use 1 to {MAX_TOP}")
-    view = _view(session, live)
+    view = _view(session, live, encoders)
     if direction == "image_to_text":
         if image is None:
             raise InvalidInput("image_to_text needs an image")
         [query] = check_images([image])
-        query_rep = engine.relative_representation(
-            encoders.image.embed_batch([query.image_bytes]),
-            view.image_anchors(),
-            options.k,
-            options.p,
+        query_rep = live.representation(
+            view, "image", encoders.image.embed_batch([query.image_bytes]), options.k, options.p
         )
         texts, pair_ids = _texts(session, view, query_rep, candidate_texts)
-        cand_rep = engine.relative_representation(
+        cand_rep = live.representation(
+            view,
+            "text",
             live.caption_embeddings(tuple(texts), encoders.text),
-            view.text_anchors(),
             options.k,
             options.p,
         )
@@ -75,14 +74,11 @@ def retrieve(
     elif direction == "text_to_image":
         if not query_text or not query_text.strip():
             raise InvalidInput("text_to_image needs a non-empty text")
-        query_rep = engine.relative_representation(
-            encoders.text.embed_batch([query_text.strip()]),
-            view.text_anchors(),
-            options.k,
-            options.p,
+        query_rep = live.representation(
+            view, "text", encoders.text.embed_batch([query_text.strip()]), options.k, options.p
         )
         names, emb, pair_ids = _images(session, view, query_rep, candidate_images, encoders)
-        cand_rep = engine.relative_representation(emb, view.image_anchors(), options.k, options.p)
+        cand_rep = live.representation(view, "image", emb, options.k, options.p)
         scores = engine.sparse_scores(cand_rep, query_rep)[:, 0]
         query_name, sha = query_text.strip(), None
     else:
@@ -183,4 +179,4 @@ def _images(
         )
     rows = query_rep.indices[0]
     ids = [int(i) for i in view.pair_ids[rows]]
-    return [f"pair {i}" for i in ids], view.image_anchors()[rows], ids
+    return [f"pair {i}" for i in ids], view.anchors.image[view.rows[rows]], ids

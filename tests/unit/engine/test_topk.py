@@ -181,3 +181,41 @@ def test_a_failed_add_leaves_the_index_as_it_was() -> None:
     assert index.n_anchors == 4
     index.add(np.arange(10, 12), np.ones((2, 4)))
     np.testing.assert_array_equal(index.search(np.ones((1, 4)), 2)[0], [[10, 11]])
+
+
+def test_a_usable_mask_equals_an_index_of_those_anchors_and_changes_nothing(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    anchors, queries = data
+    ids = np.arange(len(anchors)) * 2 + 5
+    index = ExactTopK(anchors, ids=ids, chunk_size=1000)
+    usable = np.random.default_rng(3).random(len(anchors)) < 0.7
+    subset = ExactTopK(anchors[usable], ids=ids[usable], chunk_size=1000)
+    for got, want in zip(
+        index.search(queries, 300, usable=usable), subset.search(queries, 300), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert index.n_anchors == len(anchors)  # the mask was for that search only
+    with pytest.raises(ValueError, match="shape"):
+        index.search(queries, 3, usable=usable[:-1])
+    with pytest.raises(ValueError, match="no usable anchors"):
+        index.search(queries, 3, usable=np.zeros(len(anchors), dtype=bool))
+
+
+def test_unit_rows_are_shared_not_copied_and_searched_as_they_are(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    anchors, queries = data
+    rows = normalise(anchors)
+    ids = np.arange(len(rows)) + 100
+    index = ExactTopK.of_unit_rows(rows, ids=ids, chunk_size=1000)
+    assert all(np.shares_memory(block.numpy(), rows) for block in index._blocks)
+    copied = ExactTopK(rows, ids=ids, chunk_size=1000)
+    for got, want in zip(index.search(queries, 200), copied.search(queries, 200), strict=True):
+        np.testing.assert_array_equal(got, want)
+    index.add(np.array([1]), rows[:1])  # grows like any index
+    assert index.search(rows[:1], 1)[0][0, 0] in (1, 100)
+    with pytest.raises(ValueError, match="unit"):
+        ExactTopK.of_unit_rows(rows * 2, ids=ids)
+    with pytest.raises(ValueError, match="float32"):
+        ExactTopK.of_unit_rows(rows.astype(np.float64), ids=ids)
