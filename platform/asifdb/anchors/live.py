@@ -87,13 +87,20 @@ def _starts_with(longer: np.ndarray, prefix: np.ndarray) -> bool:
     )
 
 
+def _same_lineage(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether one key array starts with the other (versions of one, never reloaded, Anchors)."""
+    return _starts_with(a, b) or _starts_with(b, a)
+
+
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
-        self._captions: OrderedDict[tuple, engine.LiveCaptionReps] = OrderedDict()
+        self._captions: OrderedDict[tuple, tuple[np.ndarray, engine.LiveCaptionReps]] = (
+            OrderedDict()
+        )
         self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._indexes = {"image": _Index("image"), "text": _Index("text")}
 
@@ -138,13 +145,18 @@ class LiveModel:
         """
         key = (captions, k, p)
         with self._lock:
-            live = self._captions.get(key)
-            if live is None:
-                live = engine.LiveCaptionReps(
-                    caption_emb, view.pair_ids, view.text_anchors(), k=k, p=p
-                )
-                self._captions[key] = live
+            cached = self._captions.get(key)
+            if cached is None or not _same_lineage(view.anchors.ids, cached[0]):
+                # New, or built on anchors since reloaded: rebuilt, so the old rows are freed.
+                # The index shares the anchors' rows: a label set costs its candidates only.
+                index = engine.ExactTopK.of_unit_rows(view.anchors.text, ids=view.anchors.ids)
+                dead = np.setdiff1d(view.anchors.ids, view.pair_ids, assume_unique=True)
+                if len(dead):
+                    index.revoke(dead)
+                live = engine.LiveCaptionReps(caption_emb, k=k, p=p, index=index)
+                self._captions[key] = (view.anchors.ids, live)
             else:
+                live = cached[1]
                 self._captions.move_to_end(key)
                 live.update_to(view.pair_ids, lambda ids: _text_rows(view, ids))
             while len(self._captions) > _MAX_CACHED_LABEL_SETS:

@@ -24,25 +24,34 @@ class LiveCaptionReps:
     bit for bit, at the cost of a full scan only for rows the margin could not absorb.
 
     caption_emb (n, d) and anchor_emb (N, d): any float dtype; anchor_ids (N,) int64 distinct.
+    Or `index`: an `ExactTopK` whose usable anchors are the pairs (it is then owned by this
+    object and edited by it), e.g. one sharing the anchors' memory (`ExactTopK.of_unit_rows`).
     """
 
     def __init__(
         self,
         caption_emb: ArrayLike,
-        anchor_ids: np.ndarray,
-        anchor_emb: ArrayLike,
+        anchor_ids: np.ndarray | None = None,
+        anchor_emb: ArrayLike | None = None,
         *,
         k: int = 800,
         p: float = 8.0,
         margin: int | None = None,
         dtype: torch.dtype = torch.float32,
         chunk_size: int = 65_536,
+        index: ExactTopK | None = None,
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         self.k, self.p = k, p
         self.width = k + (max(32, k // 4) if margin is None else margin)
-        self._index = ExactTopK(anchor_emb, ids=anchor_ids, dtype=dtype, chunk_size=chunk_size)
+        if index is None:
+            if anchor_ids is None or anchor_emb is None:
+                raise ValueError("pass anchor_ids and anchor_emb, or an index")
+            index = ExactTopK(anchor_emb, ids=anchor_ids, dtype=dtype, chunk_size=chunk_size)
+        elif anchor_ids is not None or anchor_emb is not None:
+            raise ValueError("pass anchor_ids and anchor_emb, or an index, not both")
+        self._index = index
         self._captions = self._index._queries(caption_emb)
         n = len(self._captions)
         self._ids = np.full((n, self.width), -1, dtype=np.int64)

@@ -20,7 +20,7 @@ from asifdb.errors import Conflict, InvalidInput
 from asifdb.ingest import DEFAULT_LIMITS, Limits, SourceItem, ValidItem, validate
 from asifdb.services import predictions
 from asifdb.services.labelsets import Candidates
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, require_encoders
 from asifdb.services.predictions import Evidence
 
 MAX_IMAGES = 64
@@ -43,8 +43,8 @@ class Options:
     def check(self) -> None:
         if not 1 <= self.k <= 10_000:
             raise InvalidInput(f"k = {self.k}: use 1 to 10000")
-        if not 0 < self.p <= 64:
-            raise InvalidInput(f"p = {self.p}: use a value in (0, 64]")
+        if not 1 <= self.p <= 64:
+            raise InvalidInput(f"p = {self.p}: use a value in [1, 64] (the paper's p >= 1)")
         if self.aggregation not in ("max", "mean"):
             raise InvalidInput(f"aggregation {self.aggregation!r}: use 'max' or 'mean'")
         if self.method not in ("exact", "ann", "auto"):
@@ -78,11 +78,16 @@ def top_k_method(options: Options, view: View) -> str:
 
 
 def image_reps(
-    session: Session, view: View, image_emb: np.ndarray, options: Options, method: str
+    session: Session,
+    live: LiveModel,
+    view: View,
+    image_emb: np.ndarray,
+    options: Options,
+    method: str,
 ) -> engine.SparseRep:
     """Image relative representations over the view's anchors, indices are view positions."""
     if method == "exact" or options.exclude_pairs:
-        return engine.relative_representation(image_emb, view.image_anchors(), options.k, options.p)
+        return live.representation(view, "image", image_emb, options.k, options.p)
     ids, sims = HnswTopK(session, "image").search(engine.normalise(image_emb), options.k)
     neighbours = engine.from_neighbours(ids, sims, options.p, int(view.rows.size))
     return engine.reindex(neighbours, view.pair_ids)
@@ -111,6 +116,7 @@ def classify(
     options.check()
     valid = check_images(images)
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    require_encoders(session, encoders)
     view = live.view(session)
     if options.exclude_pairs:
         view = view.without(options.exclude_pairs)
@@ -122,11 +128,9 @@ def classify(
     image_emb = encoders.image.embed_batch([v.image_bytes for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
     method = top_k_method(options, view)
-    image_rep = image_reps(session, view, image_emb, options, method)
+    image_rep = image_reps(session, live, view, image_emb, options, method)
     if options.exclude_pairs:
-        caption_rep = engine.relative_representation(
-            caption_emb, view.text_anchors(), options.k, options.p
-        )
+        caption_rep = live.representation(view, "text", caption_emb, options.k, options.p)
     else:
         caption_rep = engine.reindex(
             live.caption_reps(view, captions, caption_emb, options.k, options.p), view.pair_ids

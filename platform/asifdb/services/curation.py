@@ -371,6 +371,7 @@ def pair_values(
     )
     caption_emb = live.caption_embeddings(tuple(candidates.captions), encoders.text)
     view = _view(session, live, least=1)
+    model.require_encoders(session, encoders)
     image, caption = view.image_anchors(), view.text_anchors()
     k = min(k, len(image))
 

@@ -17,7 +17,7 @@ from asifdb.ingest.class_folders import class_name, parse_classnames
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.services import labelsets
 from asifdb.services.classify import MAX_IMAGES, Options, classify
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, require_encoders
 
 TOP = 5
 
@@ -181,6 +181,8 @@ def evaluate(
     """
     if not 1 <= batch_size <= MAX_IMAGES:
         raise InvalidInput(f"batch size {batch_size}: use 1 to {MAX_IMAGES}")
+    with sessions() as session:
+        require_encoders(session, encoders)  # before reading the folder; classify checks too
     options = options or Options()
     labelled = read_folder(folder, classnames=classnames, limit_per_class=limit_per_class)
     candidates = labelsets.check(list(labelled.classes), templates)

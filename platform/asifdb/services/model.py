@@ -6,11 +6,11 @@ Every change of the usable set calls `bump` in the same transaction (ARCHITECTUR
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from asifdb.encoders import Encoder, ImageInput
-from asifdb.errors import ConfigError
+from asifdb.errors import ConfigError, Conflict
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,43 @@ def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> 
         ),
         {"i": image_encoder, "t": text_encoder},
     )
-    row = session.execute(
+    row = _state(session)
+    if mismatch := _mismatch(row, image_encoder=image_encoder, text_encoder=text_encoder):
+        raise ConfigError(mismatch)
+    return row.version
+
+
+def require_encoders(session: Session, encoders: Encoders) -> None:
+    """Refuse (Conflict) a query embedded by encoders other than the model's.
+
+    Call it in the query's transaction, before comparing the query with the anchors (embedded
+    by the model's encoders). A model without encoders yet (no pair ever) is no mismatch.
+    """
+    row = _state(session)
+    if mismatch := _mismatch(
+        row, image_encoder=encoders.image.name, text_encoder=encoders.text.name
+    ):
+        raise Conflict(mismatch)
+
+
+def _state(session: Session) -> Row:
+    return session.execute(
         text("SELECT version, image_encoder, text_encoder FROM model_state WHERE id = 1")
     ).one()
-    if (row.image_encoder, row.text_encoder) != (image_encoder, text_encoder):
-        raise ConfigError(
-            f"the model's pairs are embedded by {row.image_encoder} + {row.text_encoder}, "
-            f"but the configured encoders are {image_encoder} + {text_encoder}: configure "
-            "the same encoders, or switch explicitly (a re-encode of every pair)"
-        )
-    return row.version
+
+
+def _mismatch(model: Row, *, image_encoder: str, text_encoder: str) -> str | None:
+    """Why encoders other than the model's cannot serve it (None when they are its own)."""
+    if model.image_encoder is None and model.text_encoder is None:
+        return None
+    if (model.image_encoder, model.text_encoder) == (image_encoder, text_encoder):
+        return None
+    return (
+        f"the model's pairs are embedded by {model.image_encoder} + {model.text_encoder}, "
+        f"but the configured encoders are {image_encoder} + {text_encoder}: set "
+        "IMAGE_ENCODER and TEXT_ENCODER to the model's encoders and restart, or switch "
+        "explicitly with `asifdb reencode` (a re-encode of every pair)"
+    )
 
 
 def current_version(session: Session) -> int:

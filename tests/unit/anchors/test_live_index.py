@@ -75,3 +75,30 @@ def test_views_of_every_version_match_the_dense_definition() -> None:
     reloaded = _anchors(3, ids[order], image[order], text[order])
     _check(live, View(reloaded, reloaded.usable_rows()), queries)
     _check(live, v2, queries)
+
+
+def test_cached_caption_reps_share_the_anchors_and_equal_the_what_if_path() -> None:
+    rng = np.random.default_rng(12)
+    n = 700
+    image, text = clustered(rng, n, 24), clustered(rng, n, 16)
+    captions = clustered(rng, 5, 16)
+    ids = np.arange(n, dtype=np.int64) + 1
+    live = LiveModel()
+    base = _anchors(1, ids[:500], image[:500], text[:500])
+    versions = [View(base, base.usable_rows())]
+    alive = np.r_[base.alive, np.ones(200, bool)]
+    alive[50:120] = False
+    grown = _anchors(2, ids, image, text)
+    grown = Anchors(2, grown.ids, grown.image, grown.text, alive, grown.position)
+    versions += [View(grown, grown.usable_rows()), versions[0]]
+    key = tuple(f"c{i}" for i in range(len(captions)))
+    live.caption_reps(versions[0], key, captions, K, P)
+    [(_, reps)] = live._captions.values()
+    assert np.shares_memory(reps._index._blocks[0].numpy(), base.text)  # no copy per label set
+    for view in versions:
+        cached = engine.reindex(live.caption_reps(view, key, captions, K, P), view.pair_ids)
+        fresh = live.representation(view, "text", captions, K, P)
+        np.testing.assert_array_equal(cached.indices, fresh.indices)
+        np.testing.assert_array_equal(cached.values, fresh.values)
+        want = relative_representation(captions, view.text_anchors(), K, P)
+        np.testing.assert_allclose(_dense(cached), want, atol=1e-6)
