@@ -3,7 +3,8 @@ fraction of the machine's read bandwidth and peak matmul rate it reaches.
 
 Per query: relative representation against N anchor images (1280-d, top 800, ** 8), i.e.
 the image side of a classification whose caption representations are cached. bfloat16
-configurations run only where the CPU's bfloat16 matmul is at least as fast as float32's.
+configurations run only where the CPU's bfloat16 matmul is at least as fast as float32's;
+the int8 scan (float32 rerank, float32's results exactly) always runs.
 
     .venv/bin/python benchmarks/engine/bench_scale.py [--sizes 10000 100000 300000 1000000]
         [--json out.json] [--plot docs/img/engine-scale.png]
@@ -31,7 +32,9 @@ CONFIGS = [
     ("float32", torch.float32, torch.float32),
     ("float32, bfloat16 scan", torch.float32, torch.bfloat16),
     ("bfloat16", torch.bfloat16, torch.bfloat16),
+    ("float32, int8 scan", torch.float32, torch.int8),
 ]
+_SCAN_BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.int8: 1}
 
 
 def build(n: int, dtype: torch.dtype, scan_dtype: torch.dtype) -> ExactTopK:
@@ -65,7 +68,7 @@ def measure(
         machine.timed(partial(represent, queries[i : i + 1], index)) for i in range(7)
     )
     rate = len(queries) / batch
-    scanned = n * D * (2 if scan_dtype == torch.bfloat16 else 4)
+    scanned = n * D * _SCAN_BYTES[scan_dtype]
     return {
         "anchors": n,
         "config": name,
@@ -111,13 +114,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     bandwidth = machine.read_bandwidth()
-    peak = {dtype: machine.matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
-    configs = CONFIGS if machine.bfloat16_is_fast(peak) else CONFIGS[:1]
+    peak = {dtype: machine.matmul_peak(dtype) for dtype in _SCAN_BYTES}
+    configs = [c for c in CONFIGS if c[2] != torch.bfloat16 or machine.bfloat16_is_fast(peak)]
     print(machine.describe())
     print(
         f"probe: read bandwidth {bandwidth:.1f} GB/s, matmul float32 {peak[torch.float32]:.1f} "
-        f"GFLOP/s, bfloat16 {peak[torch.bfloat16]:.1f} GFLOP/s"
-        + ("" if len(configs) > 1 else " (bfloat16 slower than float32 here: not run)")
+        f"GFLOP/s, bfloat16 {peak[torch.bfloat16]:.1f} GFLOP/s, int8 {peak[torch.int8]:.1f} GOP/s"
+        + ("" if machine.bfloat16_is_fast(peak) else " (bfloat16 slower than float32: not run)")
     )
     print(
         f"| anchors | storage | MB per 1M anchors | {args.batch} queries: q/s | of peak matmul "

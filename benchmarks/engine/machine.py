@@ -8,6 +8,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -34,16 +35,23 @@ def read_bandwidth() -> float:
 
 
 def matmul_peak(dtype: torch.dtype) -> float:
-    """GFLOP/s of square matmuls in `dtype`, median of 3, at the largest size that runs fast.
+    """GFLOP/s (GOP/s for int8) of square matmuls in `dtype`, median of 3, at the largest
+    size that runs fast.
 
     Starts at 512 and doubles to 4096 while one product takes under a second, so a dtype the
     CPU has no fast path for (bfloat16 without AVX512-BF16 or AMX) is measured, not waited on.
     """
     size, rate = 512, 0.0
     while size <= 4096:
-        a = torch.randn(size, size).to(dtype)
-        b = torch.randn(size, size).to(dtype)
-        seconds = median_time(lambda: a @ b, 3)  # noqa: B023 - called before the next size
+        if dtype == torch.int8:  # integer products (int32 sums): what the int8 scan runs
+            a = torch.randint(-127, 128, (size, size), dtype=torch.int8)
+            b = torch.randint(-127, 128, (size, size), dtype=torch.int8)
+            product = partial(torch._int_mm, a, b)
+        else:
+            a = torch.randn(size, size).to(dtype)
+            b = torch.randn(size, size).to(dtype)
+            product = partial(torch.matmul, a, b)
+        seconds = median_time(product, 3)
         rate = 2 * size**3 / seconds / 1e9
         if seconds > 1.0:
             break

@@ -49,7 +49,7 @@ class Platform:
 
     @cached_property
     def live(self) -> LiveModel:
-        return LiveModel()
+        return LiveModel(scan=self.settings.exact_scan)
 
     @cached_property
     def encoders(self) -> Encoders:

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,16 @@ class Settings(BaseSettings):
     image_encoder: str = "tf_efficientnet_lite0"
     text_encoder: str = "all-MiniLM-L6-v2"
     k: int = Field(default=800, ge=1, description="Anchors kept per relative representation.")
-    p: float = Field(default=8.0, gt=0, description="Exponent applied to the kept similarities.")
+    p: float = Field(default=8.0, ge=1, description="Exponent applied to the kept similarities.")
+    exact_scan: Literal["float32", "bfloat16", "int8"] = Field(
+        default="float32",
+        description=(
+            "How the exact top-k scans the anchors before its float32 rerank: the results are "
+            "float32's exactly in every case, only the speed differs by CPU and collection "
+            "size (docs/benchmarks-engine.md): bfloat16 needs AVX512-BF16 or AMX, int8 pays "
+            "for single queries and for large collections."
+        ),
+    )
     recovery_stale_after_s: float = Field(
         default=600, gt=0, description="A batch sent this long ago and still undone is resent."
     )

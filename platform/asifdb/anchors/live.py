@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
 from sqlalchemy.orm import Session
 
 from asifdb import engine
@@ -55,8 +56,9 @@ class _Index:
     are appended; each search passes the view's usable rows, so views of different versions
     search the same index without changing it."""
 
-    def __init__(self, modality: Modality) -> None:
+    def __init__(self, modality: Modality, scan: torch.dtype) -> None:
         self._modality = modality
+        self._scan = scan
         self._lock = threading.Lock()  # searches and growth; torch already uses every core
         self._index: engine.ExactTopK | None = None
         self._ids = np.empty(0, dtype=np.int64)  # keys stored, in storage order
@@ -69,7 +71,9 @@ class _Index:
                 if self._index is not None and _starts_with(anchors.ids, self._ids):
                     self._index.add(anchors.ids[len(self._ids) :], rows[len(self._ids) :])
                 else:
-                    self._index = engine.ExactTopK.of_unit_rows(rows, ids=anchors.ids)
+                    self._index = engine.ExactTopK.of_unit_rows(
+                        rows, ids=anchors.ids, scan_dtype=self._scan
+                    )
                 self._ids = anchors.ids
             usable = np.zeros(len(self._ids), dtype=bool)
             usable[view.rows] = True
@@ -95,14 +99,17 @@ def _same_lineage(a: np.ndarray, b: np.ndarray) -> bool:
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, scan: Literal["float32", "bfloat16", "int8"] = "float32") -> None:
+        """`scan`: the exact top-k's scan dtype (Settings.exact_scan); results never depend
+        on it."""
+        self._scan = getattr(torch, scan)
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
         self._captions: OrderedDict[tuple, tuple[np.ndarray, engine.LiveCaptionReps]] = (
             OrderedDict()
         )
         self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._indexes = {"image": _Index("image"), "text": _Index("text")}
+        self._indexes = {m: _Index(m, self._scan) for m in ("image", "text")}
 
     def representation(
         self, view: View, modality: Modality, queries: np.ndarray, k: int, p: float
@@ -149,7 +156,9 @@ class LiveModel:
             if cached is None or not _same_lineage(view.anchors.ids, cached[0]):
                 # New, or built on anchors since reloaded: rebuilt, so the old rows are freed.
                 # The index shares the anchors' rows: a label set costs its candidates only.
-                index = engine.ExactTopK.of_unit_rows(view.anchors.text, ids=view.anchors.ids)
+                index = engine.ExactTopK.of_unit_rows(
+                    view.anchors.text, ids=view.anchors.ids, scan_dtype=self._scan
+                )
                 dead = np.setdiff1d(view.anchors.ids, view.pair_ids, assume_unique=True)
                 if len(dead):
                     index.revoke(dead)

@@ -12,6 +12,8 @@ import torch
 from asifdb.engine.embeddings import ArrayLike, normalise, unit_row_chunks
 
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
+# Scan copies: bfloat16, or int8 with one scale per row (VNNI / AVX2 integer dot products).
+SCAN_DTYPES = (*STORAGE_DTYPES, torch.int8)
 
 # Columns per block in the scan filter: the k-th largest block maximum bounds the k-th largest
 # value from below, and whole blocks under the bound are skipped without looking inside.
@@ -44,8 +46,11 @@ class ExactTopK:
     matmuls, half the bytes read) and reranks on float32: the float32 results exactly, for
     1.5x the memory. bfloat16 pays only on CPUs with AMX or AVX512-BF16: elsewhere (AVX2)
     torch's bfloat16 matmul is hundreds of times slower than float32's (see
-    docs/benchmarks-engine.md), so keep the float32 default there. `ids` (n,) int64 are the
-    keys `search` returns (default: row positions); ties in similarity go to the smaller key.
+    docs/benchmarks-engine.md), so keep the float32 default there. `scan_dtype` int8 keeps
+    each anchor row as int8 times one float scale (a quarter of the bytes read, integer dot
+    products) and reranks on float32: again exactly float32's results, for 1.25x the memory.
+    `ids` (n,) int64 are the keys `search` returns (default: row positions); ties in
+    similarity go to the smaller key.
 
     The similarity of a query q (float32, unit) and a stored anchor a is the float32 sum of
     q_j * a_j in the fixed order of torch's row reduction; `search` returns exactly the k
@@ -68,10 +73,10 @@ class ExactTopK:
         chunk_size: int = 65_536,
     ) -> None:
         scan_dtype = scan_dtype or dtype
-        if dtype not in STORAGE_DTYPES or scan_dtype not in STORAGE_DTYPES:
-            raise ValueError(f"dtype and scan_dtype must be in {STORAGE_DTYPES}")
-        if dtype == torch.bfloat16 and scan_dtype == torch.float32:
-            raise ValueError("a float32 scan of bfloat16 anchors is slower and no more exact")
+        if dtype not in STORAGE_DTYPES or scan_dtype not in SCAN_DTYPES:
+            raise ValueError(f"dtype must be in {STORAGE_DTYPES} and scan_dtype in {SCAN_DTYPES}")
+        if dtype == torch.bfloat16 and scan_dtype != torch.bfloat16:
+            raise ValueError("bfloat16 anchors are scanned in bfloat16")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
         self._dtype = dtype
@@ -81,6 +86,10 @@ class ExactTopK:
         self._blocks: list[torch.Tensor] = []
         # A second, bfloat16 copy only when the scan's dtype differs from the anchors'.
         self._scan_blocks: list[torch.Tensor] = [] if scan_dtype != dtype else self._blocks
+        # int8 scans: each row's scale (blocks of (rows, 1) float32), and the largest L2
+        # distance between a stored row and its int8 image (the scan's error bound uses it).
+        self._scales: list[torch.Tensor] = []
+        self._quantisation_error = 0.0
         self._n = 0
         self._ids = np.empty(0, dtype=np.int64)
         self._usable = np.empty(0, dtype=bool)
@@ -111,7 +120,8 @@ class ExactTopK:
     @property
     def nbytes(self) -> int:
         """Memory held by the stored anchors, ids and flags."""
-        copies = [self._blocks] + ([self._scan_blocks] if self._scan_dtype != self._dtype else [])
+        copies = [self._blocks, self._scales]
+        copies += [self._scan_blocks] if self._scan_dtype != self._dtype else []
         blocks = sum(b.numel() * b.element_size() for c in copies for b in c)
         return blocks + self._ids.nbytes + self._usable.nbytes
 
@@ -121,7 +131,12 @@ class ExactTopK:
 
     @classmethod
     def of_unit_rows(
-        cls, rows: np.ndarray, *, ids: np.ndarray, chunk_size: int = 65_536
+        cls,
+        rows: np.ndarray,
+        *,
+        ids: np.ndarray,
+        scan_dtype: torch.dtype = torch.float32,
+        chunk_size: int = 65_536,
     ) -> "ExactTopK":
         """A float32 index over `rows` (n, d), float32 C-contiguous with unit L2 rows, shared,
         not copied (the caller must not change them); rows are used as they are, so results
@@ -135,7 +150,7 @@ class ExactTopK:
             norms = np.linalg.norm(rows[start : start + chunk_size], axis=1)
             if not np.all(np.abs(norms - 1) < 1e-5):  # also false for NaN
                 raise ValueError("rows must be finite with unit L2 norm")
-        index = cls(rows[:1], ids=np.asarray(ids[:1]), chunk_size=chunk_size)
+        index = cls(rows[:1], ids=np.asarray(ids[:1]), scan_dtype=scan_dtype, chunk_size=chunk_size)
         index._truncate(0)
         ids = index._new_ids(ids)
         if len(ids) != len(rows):
@@ -144,6 +159,11 @@ class ExactTopK:
             torch.from_numpy(rows[start : start + chunk_size])
             for start in range(0, len(rows), chunk_size)
         ]
+        if scan_dtype != torch.float32:
+            index._scan_blocks.clear()
+            index._scales.clear()
+            for block in index._blocks:
+                index._append_scan_copy(block, 0)
         index._revoked_cols.clear()
         index._n = len(rows)
         index._ids = ids
@@ -295,6 +315,15 @@ class ExactTopK:
         # Both the scan and the rerank sum d float32 products: each is within gamma + u32
         # of the exact dot product (|q| = |a| = 1), so within twice that of each other.
         exact_matmul = torch.get_float32_matmul_precision() == "highest"
+        if self._scan_dtype == torch.int8:
+            # scan = s_q s_a (q8 . a8), with q = s_q q8 + e_q and a = s_a a8 + e_a, so
+            # |q . a - scan| <= |e_q| + |e_a| + |e_q||e_a| (unit q, a) before rounding; the
+            # int32 dot is exact, its conversion and two scalings round by 3 u32 relative.
+            e_q = torch.linalg.vector_norm(
+                q.double() - qs[0].double() * qs[1].double(), dim=1
+            ).numpy()
+            e_a = self._quantisation_error
+            return _ScanBound(1.01 * (e_q + e_a + e_q * e_a + gamma + u32), 4 * u32)
         if self._scan_dtype == torch.float32 and exact_matmul:
             return _ScanBound(np.full(len(q), 2.02 * (gamma + u32)), 0.0)
         u16 = 2.0**-8
@@ -325,17 +354,25 @@ class ExactTopK:
         costs milliseconds apiece on a busy machine.
         """
         b = len(q)
-        qs = q.to(self._scan_dtype)
+        integer = self._scan_dtype == torch.int8
+        qs = _quantise(q)[:2] if integer else q.to(self._scan_dtype)
         bound = self._bound(q, qs)
         low = bound.lowest_scan(floor)
         tau = np.full(b, -np.inf)
         pool_c = np.empty((b, 0), dtype=np.float32)
         pool_p = np.empty((b, 0), dtype=np.int64)
         # One buffer for all chunks: fresh multi-MB tensors cost a page fault per 4 KiB.
-        buffer = torch.empty(b * min(self._chunk, self._n), dtype=self._scan_dtype)
-        for rows, positions, revoked in self._chunks(among, usable):
+        width = min(self._chunk, self._n)
+        buffer = torch.empty(b * width, dtype=torch.float32 if integer else self._scan_dtype)
+        dots = torch.empty(b * width, dtype=torch.int32) if integer else None
+        for rows, scales, positions, revoked in self._chunks(among, usable):
             sims = buffer[: b * len(rows)].view(b, len(rows))
-            if b == 1:  # matrix-vector: oneDNN's bfloat16 (1 x d) @ (d x n) path is slower
+            if dots is not None:
+                products = dots[: b * len(rows)].view(b, len(rows))
+                torch._int_mm(qs[0], rows.T, out=products)  # exact int32 dot products
+                torch.mul(products, scales.T, out=sims)
+                sims.mul_(qs[1])
+            elif b == 1:  # matrix-vector: oneDNN's bfloat16 (1 x d) @ (d x n) path is slower
                 torch.mv(rows, qs[0], out=sims[0])
             else:
                 torch.matmul(qs, rows.T, out=sims)
@@ -355,8 +392,9 @@ class ExactTopK:
 
     def _chunks(
         self, among: np.ndarray | None, usable: np.ndarray | None = None
-    ) -> Iterator[tuple[torch.Tensor, np.ndarray, torch.Tensor | None]]:
-        """(anchor rows, their storage positions, revoked columns) for each chunk scanned."""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, np.ndarray, torch.Tensor | None]]:
+        """(anchor rows, their int8 scales or None, their storage positions, revoked columns)
+        for each chunk scanned."""
         if among is None:
             for i, block in enumerate(self._scan_blocks):
                 start = i * self._chunk
@@ -365,11 +403,13 @@ class ExactTopK:
                 else:
                     cols = np.flatnonzero(~usable[start : start + len(block)])
                     revoked = torch.from_numpy(cols) if len(cols) else None
-                yield block, np.arange(start, start + len(block)), revoked
+                scales = self._scales[i] if self._scales else None
+                yield block, scales, np.arange(start, start + len(block)), revoked
             return
         for start in range(0, len(among), self._chunk):
             positions = among[start : start + self._chunk]
-            yield self._gather(positions), positions, None
+            scales = self._gather(positions, self._scales) if self._scales else None
+            yield self._gather(positions, self._scan_blocks), scales, positions, None
 
     def _revoked(self, block: int) -> torch.Tensor | None:
         if block not in self._revoked_cols:
@@ -412,12 +452,12 @@ class ExactTopK:
             out[i, first:] = products[:m].sum(axis=1)
         return out
 
-    def _gather(self, positions: np.ndarray) -> torch.Tensor:
-        """Rows at storage `positions` (m,) as the scan reads them (its dtype)."""
-        blocks = [_raw(block) for block in self._scan_blocks]
-        rows = np.empty((len(positions), self._dim), dtype=blocks[0].dtype)
+    def _gather(self, positions: np.ndarray, copy: list[torch.Tensor]) -> torch.Tensor:
+        """Rows at storage `positions` (m,) of one stored copy (the scan's, the scales)."""
+        blocks = [_raw(block) for block in copy]
+        rows = np.empty((len(positions), blocks[0].shape[1]), dtype=blocks[0].dtype)
         _take(blocks, positions, self._chunk, rows)
-        return torch.from_numpy(rows).view(self._scan_dtype)
+        return torch.from_numpy(rows).view(copy[0].dtype)
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -426,15 +466,27 @@ class ExactTopK:
         used = self._n % self._chunk
         _extend(self._blocks, rows.to(self._dtype), self._chunk, used)
         if self._scan_dtype != self._dtype:
-            _extend(self._scan_blocks, rows.to(self._scan_dtype), self._chunk, used)
+            self._append_scan_copy(rows, used)
         for block in range(self._n // self._chunk, len(self._blocks)):
             self._revoked_cols.pop(block, None)
         self._n += len(rows)
+
+    def _append_scan_copy(self, rows: torch.Tensor, used: int) -> None:
+        """The scan's copy of unit float32 `rows`, after the `used` rows of its last block."""
+        if self._scan_dtype != torch.int8:
+            _extend(self._scan_blocks, rows.to(self._scan_dtype), self._chunk, used)
+            return
+        quantised, scales, error = _quantise(rows)
+        _extend(self._scan_blocks, quantised, self._chunk, used)
+        _extend(self._scales, scales, self._chunk, used)
+        # Never lowered (not even when rows are dropped): a larger bound only scans more.
+        self._quantisation_error = max(self._quantisation_error, float(error.max()))
 
     def _truncate(self, n: int) -> None:
         """Drop stored rows from position n on (undoes a failed `add`)."""
         keep = -(-n // self._chunk)
         copies = [self._blocks] + ([self._scan_blocks] if self._scan_dtype != self._dtype else [])
+        copies += [self._scales] if self._scan_dtype == torch.int8 else []
         for blocks in copies:
             del blocks[keep:]
             if n % self._chunk:
@@ -484,6 +536,16 @@ class _ScanBound:
         s = np.where(finite, kth_scan, 0.0)
         exact_kth = np.where(finite, s - self.u * np.abs(s) / (1 - self.u) - self.delta, kth_scan)
         return np.maximum(self.lowest_scan(exact_kth), low).clip(min=-2.0)
+
+
+def _quantise(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per row, rows ~ scale * q: q (n, d) int8, scale (n, 1) float32, and
+    each row's L2 error |row - scale * q| (n,) float64, computed as the scan will use them."""
+    peak = rows.abs().amax(dim=1, keepdim=True)
+    scales = torch.where(peak > 0, peak / 127, torch.ones_like(peak))
+    quantised = torch.round(rows / scales).clamp_(-127, 127).to(torch.int8)
+    error = torch.linalg.vector_norm(rows.double() - quantised.double() * scales.double(), dim=1)
+    return quantised, scales, error
 
 
 def _float32(x: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ less some pairs) must search the same rows, never a rounded copy.
 """
 
 import numpy as np
+import pytest
 
 from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
@@ -40,13 +41,17 @@ def _check(live: LiveModel, view: View, queries: np.ndarray) -> None:
         np.testing.assert_allclose(_dense(got), want, atol=1e-6)
 
 
-def test_views_of_every_version_match_the_dense_definition() -> None:
+SCANS = ["float32", "bfloat16", "int8"]
+
+
+@pytest.mark.parametrize("scan", SCANS)
+def test_views_of_every_version_match_the_dense_definition(scan: str) -> None:
     rng = np.random.default_rng(11)
     n = 900
     image, text = clustered(rng, n, 32), clustered(rng, n, 16)
     queries = {"image": clustered(rng, 6, 32), "text": clustered(rng, 6, 16)}
     ids = np.arange(n, dtype=np.int64) * 3 + 7
-    live = LiveModel()
+    live = LiveModel(scan)
 
     first = _anchors(1, ids[:600], image[:600], text[:600])
     v1 = View(first, first.usable_rows())
@@ -77,13 +82,14 @@ def test_views_of_every_version_match_the_dense_definition() -> None:
     _check(live, v2, queries)
 
 
-def test_cached_caption_reps_share_the_anchors_and_equal_the_what_if_path() -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_cached_caption_reps_share_the_anchors_and_equal_the_what_if_path(scan: str) -> None:
     rng = np.random.default_rng(12)
     n = 700
     image, text = clustered(rng, n, 24), clustered(rng, n, 16)
     captions = clustered(rng, 5, 16)
     ids = np.arange(n, dtype=np.int64) + 1
-    live = LiveModel()
+    live = LiveModel(scan)
     base = _anchors(1, ids[:500], image[:500], text[:500])
     versions = [View(base, base.usable_rows())]
     alive = np.r_[base.alive, np.ones(200, bool)]

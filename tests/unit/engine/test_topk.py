@@ -27,7 +27,12 @@ def test_matches_dense_reference(data: tuple[np.ndarray, np.ndarray]) -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "scan_dtype"),
-    [(torch.float32, None), (torch.bfloat16, None), (torch.float32, torch.bfloat16)],
+    [
+        (torch.float32, None),
+        (torch.bfloat16, None),
+        (torch.float32, torch.bfloat16),
+        (torch.float32, torch.int8),
+    ],
 )
 @pytest.mark.parametrize(("n", "chunk_size"), [(300, 1), (1500, 37), (6000, 1000), (6000, 4096)])
 def test_chunked_equals_one_chunk_bit_for_bit(
@@ -54,8 +59,37 @@ def test_a_bfloat16_scan_of_float32_anchors_gives_the_float32_results() -> None:
     np.testing.assert_array_equal(fast.search(queries, 800)[0], exact[0])
     np.testing.assert_array_equal(fast.search(queries, 800)[1], exact[1])
     assert fast.nbytes > 1.4 * ExactTopK(anchors).nbytes
-    with pytest.raises(ValueError, match="no more exact"):
+    with pytest.raises(ValueError, match="scanned in bfloat16"):
         ExactTopK(anchors, dtype=torch.bfloat16, scan_dtype=torch.float32)
+
+
+@pytest.mark.parametrize("chunk_size", [8192, 20_000])
+def test_an_int8_scan_of_float32_anchors_gives_the_float32_results(chunk_size: int) -> None:
+    rng = np.random.default_rng(16)
+    anchors, queries = clustered(rng, 20_000, 96, clusters=200), clustered(rng, 40, 96, 200)
+    exact = ExactTopK(anchors).search(queries, 800)
+    fast = ExactTopK(anchors, scan_dtype=torch.int8, chunk_size=chunk_size)
+    for got, want in zip(fast.search(queries, 800), exact, strict=True):
+        np.testing.assert_array_equal(got, want)
+    for i in (0, 7):  # one query at a time takes the matrix-vector shape
+        for got, want in zip(fast.search(queries[i : i + 1], 800), exact, strict=True):
+            np.testing.assert_array_equal(got, want[i : i + 1])
+    assert 1.2 * ExactTopK(anchors).nbytes < fast.nbytes < 1.3 * ExactTopK(anchors).nbytes
+    with pytest.raises(ValueError, match="scanned in bfloat16"):
+        ExactTopK(anchors, dtype=torch.bfloat16, scan_dtype=torch.int8)
+
+
+def test_the_int8_bound_holds_where_quantisation_hurts_most() -> None:
+    """Rows with one large component quantise the rest coarsely; near-ties everywhere."""
+    rng = np.random.default_rng(17)
+    anchors = rng.standard_normal((5000, 64)).astype(np.float32) * 0.05
+    anchors[:, 0] += 1.0
+    anchors[::7, 1] += 3.0
+    queries = anchors[rng.integers(0, 5000, 30)] + 0.01 * rng.standard_normal((30, 64))
+    exact = ExactTopK(anchors).search(queries, 300)
+    fast = ExactTopK(anchors, scan_dtype=torch.int8, chunk_size=999)
+    for got, want in zip(fast.search(queries, 300), exact, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_one_query_at_a_time_equals_the_batch(data: tuple[np.ndarray, np.ndarray]) -> None:
@@ -144,10 +178,17 @@ def test_bad_input_is_a_clear_value_error(
         ExactTopK(anchors).search(queries, k)
 
 
-def test_revoke_restore_add_equal_a_rebuilt_index(data: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "scan_dtype"), [(torch.bfloat16, None), (torch.float32, torch.int8)]
+)
+def test_revoke_restore_add_equal_a_rebuilt_index(
+    data: tuple[np.ndarray, np.ndarray], dtype: torch.dtype, scan_dtype: torch.dtype | None
+) -> None:
     anchors, queries = data
     ids = np.arange(len(anchors)) * 3 + 1
-    index = ExactTopK(anchors[:5000], ids=ids[:5000], dtype=torch.bfloat16, chunk_size=1024)
+    index = ExactTopK(
+        anchors[:5000], ids=ids[:5000], dtype=dtype, scan_dtype=scan_dtype, chunk_size=1024
+    )
     index.revoke(ids[100:3000])
     index.add(ids[5000:], anchors[5000:])
     index.restore(ids[2000:2500])
@@ -155,7 +196,7 @@ def test_revoke_restore_add_equal_a_rebuilt_index(data: tuple[np.ndarray, np.nda
     usable = np.ones(len(anchors), dtype=bool)
     usable[100:3000] = False
     usable[2001:2500] = True
-    rebuilt = ExactTopK(anchors[usable], ids=ids[usable], dtype=torch.bfloat16, chunk_size=777)
+    rebuilt = ExactTopK(anchors[usable], ids=ids[usable], dtype=dtype, chunk_size=777)
     assert index.n_anchors == rebuilt.n_anchors == usable.sum()
     for got, want in zip(index.search(queries, 250), rebuilt.search(queries, 250), strict=True):
         np.testing.assert_array_equal(got, want)
@@ -212,6 +253,9 @@ def test_unit_rows_are_shared_not_copied_and_searched_as_they_are(
     assert all(np.shares_memory(block.numpy(), rows) for block in index._blocks)
     copied = ExactTopK(rows, ids=ids, chunk_size=1000)
     for got, want in zip(index.search(queries, 200), copied.search(queries, 200), strict=True):
+        np.testing.assert_array_equal(got, want)
+    int8 = ExactTopK.of_unit_rows(rows, ids=ids, scan_dtype=torch.int8, chunk_size=1000)
+    for got, want in zip(int8.search(queries, 200), copied.search(queries, 200), strict=True):
         np.testing.assert_array_equal(got, want)
     index.add(np.array([1]), rows[:1])  # grows like any index
     assert index.search(rows[:1], 1)[0][0, 0] in (1, 100)
