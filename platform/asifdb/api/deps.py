@@ -27,7 +27,10 @@ def get_session(platform: PlatformDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent. With the default
+# ("request") it committed after, so a client could act on a 200 before its write was visible
+# (or the commit could fail after the client was told it succeeded).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(

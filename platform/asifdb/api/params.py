@@ -20,6 +20,22 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 # At least one character that is not white space (JSON Schema patterns are unanchored).
 NON_BLANK = r"\S"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
+# In a request body: a pair's (or any bigint row's) id.
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID, description="A positive id.")]
+# A file or folder on the server, named by its absolute path (a relative one would depend on
+# the server's working directory). PATH_MAX on Linux.
+MAX_PATH = 4096
+ServerPath = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=MAX_PATH,
+        pattern=r"^/.*\S",
+        description="An absolute path on the server.",
+    ),
+]
+# A caption template: where the class name goes is marked {}.
+Template = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\{\}")]
 
 
 class Problem(BaseModel):

@@ -18,7 +18,7 @@ from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.services import labelsets, licences, model
-from asifdb.services.evaluation import read_folder
+from asifdb.services.evaluation import read_folder, read_image
 from asifdb.services.model import Encoders
 
 MAX_PAGE = 500
@@ -365,7 +365,7 @@ def pair_values(
         raise InvalidInput("the folder needs at least two images of a class to split in halves")
     image_emb = np.concatenate(
         [
-            encoders.image.embed_batch([path.read_bytes() for path, _ in batch])
+            encoders.image.embed_batch([read_image(path) for path, _ in batch])
             for batch in _batches(labelled.images, _IMAGE_BATCH)
         ]
     )

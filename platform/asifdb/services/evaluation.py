@@ -4,11 +4,15 @@ Every image goes through `services.classify`, batch by batch; `asifdb eval` and 
 results (docs/results.md) call `evaluate`.
 """
 
+import io
+import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.anchors.live import LiveModel
@@ -20,6 +24,9 @@ from asifdb.services.classify import MAX_IMAGES, Options, classify
 from asifdb.services.model import Encoders, require_encoders
 
 TOP = 5
+# An image file read from a labelled folder (as ingestion's default limit), a class names file.
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+MAX_CLASSNAMES_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -117,25 +124,87 @@ def read_folder(
     name are named by their folder, underscores as spaces (as class-folder ingest names them).
     `limit_per_class` keeps the first images of each class, by file name.
     """
-    root = Path(folder).expanduser()
+    root = _expand(folder)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder: give a folder with one sub-folder per class")
     if limit_per_class is not None and limit_per_class < 1:
         raise InvalidInput(f"limit per class {limit_per_class}: use at least 1")
     names = {}
     if classnames is not None:
+        names_file = _expand(classnames)
         try:
-            names = parse_classnames(Path(classnames).expanduser().read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as error:
+            text = _read_file(names_file, MAX_CLASSNAMES_BYTES)
+            if text is None:
+                raise InvalidInput(
+                    f"class names {names_file}: give a text file of `folder<TAB>name` lines "
+                    f"(at most {MAX_CLASSNAMES_BYTES:,} bytes)"
+                )
+            names = parse_classnames(text.decode("utf-8"))
+        except (OSError, ValueError) as error:  # ValueError: not UTF-8, or a NUL in the path
             raise InvalidInput(f"cannot read class names from {classnames}: {error}") from None
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    images: list[tuple[Path, int]] = []
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(f for f in class_dir.iterdir() if f.is_file() and not f.name.startswith("."))
-        images.extend((f, label) for f in files[:limit_per_class])
+    # Everything cheap is checked before any image is read or encoded: a folder that is not
+    # one of class sub-folders of images is refused after a listing and one file's header.
+    try:
+        class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if len(class_dirs) > labelsets.MAX_CLASSES:
+            raise InvalidInput(
+                f"{root} has {len(class_dirs)} sub-folders: at most {labelsets.MAX_CLASSES} "
+                "classes, one sub-folder a class"
+            )
+        images: list[tuple[Path, int]] = []
+        for label, class_dir in enumerate(class_dirs):
+            files = sorted(
+                f for f in class_dir.iterdir() if f.is_file() and not f.name.startswith(".")
+            )
+            images.extend((f, label) for f in files[:limit_per_class])
+    except OSError as error:
+        raise InvalidInput(f"cannot list {root}: {error}") from None
     if not images:
         raise InvalidInput(f"{root} holds no images in class sub-folders")
+    read_image(images[0][0])
     return LabelledFolder(tuple(class_name(d.name, names) for d in class_dirs), tuple(images))
+
+
+def read_image(path: Path) -> bytes:
+    """An image file's bytes; InvalidInput, naming the file, if it cannot be read, is over
+    MAX_IMAGE_BYTES or is not an image (its header only: decoding is the encoder's)."""
+    try:
+        data = _read_file(path, MAX_IMAGE_BYTES)
+    except (OSError, ValueError) as error:
+        raise InvalidInput(
+            f"cannot read {path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    if data is None:
+        raise InvalidInput(f"{path} is not an image file of at most {MAX_IMAGE_BYTES:,} bytes")
+    try:
+        Image.open(io.BytesIO(data)).close()
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InvalidInput(
+            f"{path} is not an image: a labelled folder holds one sub-folder of images a class"
+        ) from None
+    return data
+
+
+def _read_file(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes, or None if it is not one or holds more than `limit` bytes.
+
+    Opened non-blocking and read to the limit at most, so a device or a kernel file that never
+    ends (/dev/zero, /proc/kmsg) gives an error or None at once instead of hanging.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(limit + 1) or b""  # None: nothing to read yet (non-blocking)
+    return data if len(data) <= limit else None
+
+
+def _expand(path: Path | str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as error:  # ~user with no such user
+        raise InvalidInput(f"{path}: {error}") from None
 
 
 def read_templates(value: str) -> str | list[str]:
@@ -193,7 +262,7 @@ def evaluate(
     usable = method = None
     for start in range(0, len(labelled.images), batch_size):
         batch = labelled.images[start : start + batch_size]
-        images = [(str(path.relative_to(root)), path.read_bytes()) for path, _ in batch]
+        images = [(str(path.relative_to(root)), read_image(path)) for path, _ in batch]
         with sessions.begin() as session:
             outputs = classify(
                 session,

@@ -78,3 +78,29 @@ def test_roles_lists_and_acts(api: str, seeded: Seeded) -> None:
         "/v1/curation/revoke", json={"pair_ids": noisy[:1], "reason": "source unreliable"}
     ).json()
     assert [r["license"] for r in revoked["revoked"]] == [NOISY]
+
+
+def test_pair_value_refuses_bad_folders_fast_and_records_nothing(
+    api: str, seeded: Seeded, tmp_path: Path
+) -> None:
+    not_images = tmp_path / "not-images" / "cat"
+    not_images.mkdir(parents=True)
+    (not_images / "a.jpg").write_text("this is not a JPEG")
+    bad = {
+        "": "at least",
+        "relative/folder": "pattern",
+        "/": None,
+        "/proc": None,
+        str(tmp_path / "missing"): None,
+        str(tmp_path / "not-images"): None,
+    }
+    with _client(api, seeded, "auditor") as client:
+        before = client.get("/v1/curation/reviews").json()
+        for folder, words in bad.items():
+            started = time.monotonic()
+            response = client.post("/v1/curation/value", json={"folder": folder})
+            assert response.status_code == 422, (folder, response.text)
+            assert time.monotonic() - started < 10, folder
+            if words:
+                assert words in response.text
+        assert client.get("/v1/curation/reviews").json() == before

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
-from asifdb.services import curation
+from asifdb.api.params import MAX_ID, BodyId, Name, Offset, ServerPath, Template
+from asifdb.services import curation, labelsets
 from asifdb.services.keys import Principal
 
 router = APIRouter(prefix="/v1/curation", tags=["curation"])
@@ -20,8 +21,7 @@ _READ = "impact:read"
 _ACT = "pairs:delete"
 Reader = Annotated[Principal, Depends(allowed(_READ))]
 Actor = Annotated[Principal, Depends(allowed(_ACT))]
-Limit = Annotated[int, Query(ge=1, le=curation.MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=curation.MAX_PAGE, description="Rows to return.")]
 
 
 class FitRefresh(BaseModel):
@@ -35,16 +35,30 @@ class DuplicateRefresh(BaseModel):
 
 
 class ValueRequest(BaseModel):
-    folder: str = Field(description="A folder on the server: one sub-folder of images a class.")
-    templates: list[str] | str | None = None
-    classnames: str | None = None
-    limit_per_class: int | None = Field(default=None, ge=1)
-    counts: list[int] = Field(default=list(curation.WHAT_IF_COUNTS), max_length=20)
+    folder: ServerPath = Field(
+        description="An absolute path on the server: a folder with one sub-folder of images a "
+        "class (422 if it is not one)."
+    )
+    templates: (
+        Annotated[list[Template], Field(max_length=labelsets.MAX_TEMPLATES)] | Name | None
+    ) = Field(
+        default=None,
+        description="A template set name (default, cifar, imagenet) or a list of templates.",
+    )
+    classnames: ServerPath | None = Field(
+        default=None, description="A file on the server of `folder<TAB>name` lines."
+    )
+    limit_per_class: int | None = Field(default=None, ge=1, le=1_000_000)
+    counts: list[Annotated[int, Field(ge=0, le=MAX_ID)]] = Field(
+        default=list(curation.WHAT_IF_COUNTS),
+        max_length=20,
+        description="What if the N most harmful pairs were excluded: each N.",
+    )
     top: int = Field(default=20, ge=1, le=curation.MAX_PAGE)
 
 
 class PairAction(BaseModel):
-    pair_ids: list[int] = Field(min_length=1, max_length=10_000)
+    pair_ids: list[BodyId] = Field(min_length=1, max_length=10_000)
     reason: str | None = Field(default=None, max_length=2000)
 
 
