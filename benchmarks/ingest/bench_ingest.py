@@ -29,20 +29,21 @@ WARMUP_ITEMS = 16
 
 
 def _subset(source: Path, out: Path, limit: int) -> Path:
-    """A webdataset folder with the first `limit` samples of `source`, members unchanged."""
+    """A webdataset folder with the first `limit` samples of `source`: its shards, same names
+    and sizes (the last one cut), members unchanged. One big shard instead would make every
+    batch walk the tar headers of the samples before it, which the real layout does not."""
     out.mkdir(parents=True)
     left = limit
-    with tarfile.open(out / "00000.tar", "w") as dest:
-        for shard in sorted(source.glob("*.tar")):
-            with tarfile.open(shard) as tar:
-                stems = sorted({m.name.rsplit(".", 1)[0] for m in tar.getmembers()})
-                wanted = set(stems[:left])
-                for member in tar.getmembers():
-                    if member.name.rsplit(".", 1)[0] in wanted:
-                        dest.addfile(member, tar.extractfile(member))
-            left -= len(wanted)
-            if left <= 0:
-                break
+    for shard in sorted(source.glob("*.tar")):
+        with tarfile.open(shard) as tar, tarfile.open(out / shard.name, "w") as dest:
+            stems = sorted({m.name.rsplit(".", 1)[0] for m in tar.getmembers()})
+            wanted = set(stems[:left])
+            for member in tar.getmembers():
+                if member.name.rsplit(".", 1)[0] in wanted:
+                    dest.addfile(member, tar.extractfile(member))
+        left -= len(wanted)
+        if left <= 0:
+            break
     return out
 
 

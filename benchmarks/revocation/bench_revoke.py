@@ -11,7 +11,7 @@ What it measures, in one run on one throwaway embedded PostgreSQL:
   before), as a ratio.
 
 The anchors are synthetic (benchmarks/ann/synthetic.py: clustered, real dimensions 1280 and
-384), loaded with COPY; the pairs' HNSW indexes are dropped before the load (a revocation
+384), loaded with COPY; the pairs' HNSW index is dropped before the load (a revocation
 never touches pair rows, and `auto` is the exact scan at this size). The queries are real
 CIFAR-10 images through the real encoders. Run:
 
@@ -131,7 +131,6 @@ def _load(url: str, args: argparse.Namespace, encoders: Encoders) -> float:
         for licence in range(1, args.licences + 1):
             conn.execute("INSERT INTO licenses (name) VALUES (%s)", (f"bench-{licence}",))
         conn.execute("DROP INDEX ix_pairs_image_embedding_hnsw")
-        conn.execute("DROP INDEX ix_pairs_text_embedding_hnsw")
         conn.commit()
         register_vector(conn)
         columns = "collection, image_sha256, caption, image_embedding, text_embedding, "

@@ -105,11 +105,14 @@ class LiveModel:
         self._scan = getattr(torch, scan)
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
+        self._rows: tuple[Anchors | None, np.ndarray] = (None, np.empty(0, dtype=np.int64))
         self._captions: OrderedDict[tuple, tuple[np.ndarray, engine.LiveCaptionReps]] = (
             OrderedDict()
         )
         self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._indexes = {m: _Index(m, self._scan) for m in ("image", "text")}
+        # Per label set: (representation by pair id, view rows, it re-keyed to those rows).
+        self._positional: dict[tuple, tuple[engine.SparseRep, np.ndarray, engine.SparseRep]] = {}
 
     def representation(
         self, view: View, modality: Modality, queries: np.ndarray, k: int, p: float
@@ -127,7 +130,9 @@ class LiveModel:
         with self._lock:
             self._anchors = store.sync(session, self._anchors)
             anchors = self._anchors
-        return View(anchors, anchors.usable_rows())
+            if self._rows[0] is not anchors:  # one rows array per version: caches key on it
+                self._rows = (anchors, anchors.usable_rows())
+            return View(anchors, self._rows[1])
 
     def caption_embeddings(self, captions: tuple[str, ...], encoder: Encoder[str]) -> np.ndarray:
         """The text encoder's embeddings of a label set's captions, encoded once."""
@@ -147,30 +152,45 @@ class LiveModel:
     ) -> engine.SparseRep:
         """Relative representations of `captions` over the view's anchors, from the cache.
 
-        Returned indices are pair ids. The cache is updated with what changed since it was
-        last used (added and removed pairs) and equals a recomputation from scratch.
+        Returned indices are view positions (as `representation`'s). The cache is updated with
+        what changed since it was last used (added and removed pairs) and equals a
+        recomputation from scratch; its re-keying to this view's positions (and the sort the
+        scores join on) is kept until the model or the view's rows change.
         """
         key = (captions, k, p)
         with self._lock:
-            cached = self._captions.get(key)
-            if cached is None or not _same_lineage(view.anchors.ids, cached[0]):
-                # New, or built on anchors since reloaded: rebuilt, so the old rows are freed.
-                # The index shares the anchors' rows: a label set costs its candidates only.
-                index = engine.ExactTopK.of_unit_rows(
-                    view.anchors.text, ids=view.anchors.ids, scan_dtype=self._scan
-                )
-                dead = np.setdiff1d(view.anchors.ids, view.pair_ids, assume_unique=True)
-                if len(dead):
-                    index.revoke(dead)
-                live = engine.LiveCaptionReps(caption_emb, k=k, p=p, index=index)
-                self._captions[key] = (view.anchors.ids, live)
-            else:
-                live = cached[1]
-                self._captions.move_to_end(key)
-                live.update_to(view.pair_ids, lambda ids: _text_rows(view, ids))
-            while len(self._captions) > _MAX_CACHED_LABEL_SETS:
-                self._captions.popitem(last=False)
-            return live.representation()
+            by_ids = self._caption_reps_by_id(key, view, caption_emb, k, p)
+            last = self._positional.get(key)
+            if last is not None and last[0] is by_ids and last[1] is view.rows:
+                return last[2]
+            positional = engine.reindex(by_ids, view.pair_ids)
+            self._positional[key] = (by_ids, view.rows, positional)
+            return positional
+
+    def _caption_reps_by_id(
+        self, key: tuple, view: View, caption_emb: np.ndarray, k: int, p: float
+    ) -> engine.SparseRep:
+        """The cached representations (indices: pair ids), moved to `view` (lock held)."""
+        cached = self._captions.get(key)
+        if cached is None or not _same_lineage(view.anchors.ids, cached[0]):
+            # New, or built on anchors since reloaded: rebuilt, so the old rows are freed.
+            # The index shares the anchors' rows: a label set costs its candidates only.
+            index = engine.ExactTopK.of_unit_rows(
+                view.anchors.text, ids=view.anchors.ids, scan_dtype=self._scan
+            )
+            dead = np.setdiff1d(view.anchors.ids, view.pair_ids, assume_unique=True)
+            if len(dead):
+                index.revoke(dead)
+            live = engine.LiveCaptionReps(caption_emb, k=k, p=p, index=index)
+            self._captions[key] = (view.anchors.ids, live)
+        else:
+            live = cached[1]
+            self._captions.move_to_end(key)
+            live.update_to(view.pair_ids, lambda ids: _text_rows(view, ids))
+        while len(self._captions) > _MAX_CACHED_LABEL_SETS:
+            gone, _ = self._captions.popitem(last=False)
+            self._positional.pop(gone, None)
+        return live.representation()
 
 
 def _text_rows(view: View, pair_ids: np.ndarray) -> np.ndarray:

@@ -173,13 +173,6 @@ class Pair(Base):
             postgresql_with={"m": 16, "ef_construction": 64},
             postgresql_ops={"image_embedding": "halfvec_cosine_ops"},
         ),
-        Index(
-            "ix_pairs_text_embedding_hnsw",
-            "text_embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"text_embedding": "halfvec_cosine_ops"},
-        ),
         Index("ix_pairs_license_id", "license_id"),
     )
 

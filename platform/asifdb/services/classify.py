@@ -132,9 +132,7 @@ def classify(
     if options.exclude_pairs:
         caption_rep = live.representation(view, "text", caption_emb, options.k, options.p)
     else:
-        caption_rep = engine.reindex(
-            live.caption_reps(view, captions, caption_emb, options.k, options.p), view.pair_ids
-        )
+        caption_rep = live.caption_reps(view, captions, caption_emb, options.k, options.p)
     caption_scores = engine.sparse_scores(image_rep, caption_rep)
     n_classes, n_templates = len(candidates.classes), len(candidates.templates)
     per_class = engine.class_scores(caption_scores, n_classes, n_templates, options.aggregation)

@@ -157,11 +157,8 @@ def neighbours(
         view, "image", encoders.image.embed_batch([valid.image_bytes]), options.k, options.p
     )
     captions = tuple(candidates.captions)
-    caption_rep = engine.reindex(
-        live.caption_reps(
-            view, captions, live.caption_embeddings(captions, encoders.text), options.k, options.p
-        ),
-        view.pair_ids,
+    caption_rep = live.caption_reps(
+        view, captions, live.caption_embeddings(captions, encoders.text), options.k, options.p
     )
     caption_scores = engine.sparse_scores(image_rep, caption_rep)[0]
     n_templates = len(candidates.templates)

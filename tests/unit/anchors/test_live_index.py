@@ -98,11 +98,12 @@ def test_cached_caption_reps_share_the_anchors_and_equal_the_what_if_path(scan: 
     grown = Anchors(2, grown.ids, grown.image, grown.text, alive, grown.position)
     versions += [View(grown, grown.usable_rows()), versions[0]]
     key = tuple(f"c{i}" for i in range(len(captions)))
-    live.caption_reps(versions[0], key, captions, K, P)
+    first = live.caption_reps(versions[0], key, captions, K, P)
+    assert live.caption_reps(versions[0], key, captions, K, P) is first  # kept per view
     [(_, reps)] = live._captions.values()
     assert np.shares_memory(reps._index._blocks[0].numpy(), base.text)  # no copy per label set
     for view in versions:
-        cached = engine.reindex(live.caption_reps(view, key, captions, K, P), view.pair_ids)
+        cached = live.caption_reps(view, key, captions, K, P)
         fresh = live.representation(view, "text", captions, K, P)
         np.testing.assert_array_equal(cached.indices, fresh.indices)
         np.testing.assert_array_equal(cached.values, fresh.values)
