@@ -267,7 +267,7 @@ def classify(
     label_set: Annotated[str | None, typer.Option(help="Or a stored label set.")] = None,
     templates: Annotated[str, typer.Option(help="default, cifar or imagenet.")] = "default",
     k: Annotated[int | None, typer.Option(min=1)] = None,
-    p: Annotated[float | None, typer.Option(min=0)] = None,
+    p: Annotated[float | None, typer.Option(min=1, max=64)] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -493,7 +493,7 @@ def eval_(
     ] = "default",
     limit: Annotated[int | None, typer.Option(min=1, help="First N images a class.")] = None,
     k: Annotated[int | None, typer.Option(min=1)] = None,
-    p: Annotated[float | None, typer.Option(min=0)] = None,
+    p: Annotated[float | None, typer.Option(min=1, max=64)] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

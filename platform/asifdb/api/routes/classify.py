@@ -30,7 +30,7 @@ async def classify(
         list[str] | None, Form(description="Or: your own templates, each with {}.")
     ] = None,
     k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
-    p: Annotated[float | None, Form(gt=0, le=64)] = None,
+    p: Annotated[float | None, Form(ge=1, le=64)] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
 ) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ async def retrieve(
     ] = None,
     top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
     k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
-    p: Annotated[float | None, Form(gt=0, le=64)] = None,
+    p: Annotated[float | None, Form(ge=1, le=64)] = None,
 ) -> dict[str, Any]:
     query_image = (image.filename or "image", await image.read()) if image else None
     given_images = [(f.filename or "image", await f.read()) for f in candidate_images or []]
