@@ -37,7 +37,7 @@ def _evaluate(platform: Platform, test: LabelledSet, options: Options) -> Evalua
 
 def run(
     platform: Platform,
-    sets: tuple[LabelledSet, ...] = (CIFAR_TEST.per_class(20), TINY_VAL.per_class(1)),
+    sets: tuple[LabelledSet, ...] = (CIFAR_TEST, TINY_VAL),
     *,
     k: int = 800,
     p: float = 8.0,

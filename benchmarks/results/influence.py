@@ -104,7 +104,7 @@ def _pruned(data: Embedded, anchors: Anchors, used: dict[int, int], k: int, p: f
 
 def run(
     platform: Platform,
-    sets: tuple[LabelledSet, ...] = (CIFAR_TEST.per_class(100), TINY_VAL.per_class(5)),
+    sets: tuple[LabelledSet, ...] = (CIFAR_TEST, TINY_VAL.per_class(10)),
     *,
     depths: tuple[int | None, ...] = DEPTHS,
     k: int = 800,
