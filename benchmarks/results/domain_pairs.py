@@ -134,7 +134,7 @@ def run(
     train: Path = CIFAR_TRAIN,
     *,
     small_per_class: int = 10,
-    served_per_class: int | None = 50,
+    served_per_class: int | None = None,
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
     k: int = 800,
     p: float = 8.0,
