@@ -3,8 +3,12 @@
 import io
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from asifdb.context import Platform
 
 
 def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -50,3 +54,24 @@ def cifar_subset(shared_data: Path, out: Path, split: str, per_class: int) -> Pa
         for image in sorted(folder.iterdir())[:per_class]:
             (target / image.name).write_bytes(image.read_bytes())
     return out
+
+
+def ingest_now(
+    platform: "Platform", source: Path, licence: str, *, actor: str = "test", **options: object
+) -> None:
+    """Ingest `source` under a new licence in this process: the worker's batch code, no broker."""
+    from asifdb.services import ingestion, licences
+
+    with platform.sessions.begin() as session:
+        licences.create(session, name=licence, actor=actor)
+        job = ingestion.start_job(
+            session, source=str(source), license_name=licence, actor=actor, **options
+        )
+        batches = ingestion.pending_batches(session, job_id=job.id)
+    for batch in batches:
+        ingestion.process_batch(
+            sessions=platform.sessions,
+            blobs=platform.blobs,
+            encoders=platform.encoders,
+            batch_id=batch,
+        )

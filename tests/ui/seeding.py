@@ -11,10 +11,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from asifdb.context import Platform
-from asifdb.services import ingestion, keys, licences
+from asifdb.services import keys
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from tests.conftest import create_database
+from tests.samples import ingest_now
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 ROLES = ("app", "annotator", "steward", "auditor", "admin")
@@ -52,24 +53,14 @@ def _class_folders(shared_data: Path, out: Path, classes: list[str]) -> Path:
 
 
 def _ingest(platform: Platform, source: Path, licence: str) -> None:
-    with platform.sessions.begin() as session:
-        licences.create(session, name=licence, actor="seed")
-        job = ingestion.start_job(
-            session,
-            source=str(source),
-            license_name=licence,
-            actor="seed",
-            collection="cifar10-train",
-            template="a photo of a {}.",
-        )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    for batch in batches:
-        ingestion.process_batch(
-            sessions=platform.sessions,
-            blobs=platform.blobs,
-            encoders=platform.encoders,
-            batch_id=batch,
-        )
+    ingest_now(
+        platform,
+        source,
+        licence,
+        actor="seed",
+        collection="cifar10-train",
+        template="a photo of a {}.",
+    )
 
 
 def seed(server_url: str, shared_data: Path, folder: Path, encoders: Encoders) -> Seeded:

@@ -6,33 +6,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from asifdb.services import ingestion, licences
 from tests.integration.api.conftest import Api
-from tests.samples import cifar_subset, copy_samples
+from tests.samples import cifar_subset, copy_samples, ingest_now
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _ingest(api: Api, source: Path, licence: str, **options: object) -> None:
-    platform = api.platform
-    with platform.sessions.begin() as session:
-        licences.create(session, name=licence, actor="test")
-        job = ingestion.start_job(
-            session,
-            source=str(source),
-            license_name=licence,
-            actor="test",
-            batch_size=128,
-            **options,
-        )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    for batch in batches:
-        ingestion.process_batch(
-            sessions=platform.sessions,
-            blobs=platform.blobs,
-            encoders=platform.encoders,
-            batch_id=batch,
-        )
+    ingest_now(api.platform, source, licence, batch_size=128, **options)
 
 
 @pytest.fixture

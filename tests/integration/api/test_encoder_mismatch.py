@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from asifdb.errors import Conflict
-from asifdb.services import evaluation, ingestion, licences, reencode
+from asifdb.services import evaluation, reencode
 from asifdb.services.classify import Options
 from asifdb.services.model import Encoders
 from tests.integration.api.conftest import Api
-from tests.samples import cifar_subset, copy_samples
+from tests.samples import cifar_subset, copy_samples, ingest_now
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -38,18 +38,7 @@ def seeded(api: Api, tmp_path: Path, shared_data: Path) -> Api:
     wds.mkdir()
     with tarfile.open(wds / "00000.tar", "w") as tar:
         copy_samples(shared_data, tar, 40)
-    platform = api.platform
-    with platform.sessions.begin() as session:
-        licences.create(session, name="tiny", actor="test")
-        job = ingestion.start_job(session, source=str(wds), license_name="tiny", actor="test")
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    for batch in batches:
-        ingestion.process_batch(
-            sessions=platform.sessions,
-            blobs=platform.blobs,
-            encoders=platform.encoders,
-            batch_id=batch,
-        )
+    ingest_now(api.platform, wds, "tiny")
     return api
 
 
