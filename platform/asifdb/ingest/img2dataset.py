@@ -3,8 +3,10 @@ and KEY.json. sources.py lists them as Parts; their declared sizes come from `NN
 
 import json
 import tarfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,38 @@ _BLOCK = 512
 
 # What a member or file read gave: its bytes, a reason it could not be read, or None if absent.
 _Read = bytes | RejectReason | None
+
+
+@dataclass
+class _Walked:
+    """Where each sample of a shard starts (its first member's header offset) and its key, for
+    the samples walked so far in this process, in order."""
+
+    offsets: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    entries: int | None = None  # a whole walk's entries, once one was made (no stats file)
+
+
+# A batch that starts mid-shard resumes at its first sample instead of walking the headers of
+# every sample before it (img2dataset writes 10,000 samples a shard by default). Keyed by path,
+# modification time and size: a changed shard is walked again.
+_WALKED: OrderedDict[tuple[str, int, int], _Walked] = OrderedDict()
+_WALKED_SHARDS = 32  # about 1 MB a 10,000-sample shard
+_WALKED_LOCK = threading.Lock()
+
+
+def _walked(path: Path) -> _Walked:
+    try:
+        stat = path.stat()
+    except OSError:
+        return _Walked()  # the open fails next, as a damaged-shard item
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _WALKED_LOCK:
+        walked = _WALKED.setdefault(key, _Walked())
+        _WALKED.move_to_end(key)
+        while len(_WALKED) > _WALKED_SHARDS:
+            _WALKED.popitem(last=False)
+        return walked
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -114,11 +148,21 @@ class TarShard:
 
     def declared_count(self) -> int:
         stats = self.path.with_name(f"{self.path.name.removesuffix('.tar')}_stats.json")
-        return _declared_count(stats, lambda: sum(1 for _ in self._entries()))
+        return _declared_count(stats, self._scanned_count)
+
+    def _scanned_count(self) -> int:
+        """Entries of a walk of the whole shard, walked once a process (recording offsets)."""
+        walked = _walked(self.path)
+        if walked.entries is None:
+            walked.entries = sum(1 for _ in self._entries(0, walked))
+        return walked.entries
 
     def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
-        seen: set[str] = set()
-        for index, entry in enumerate(self._entries()):
+        walked = _walked(self.path)
+        resume = min(skip, len(walked.offsets) - 1) if walked.offsets else 0
+        # Keys before the resumed sample count too: a repeated key is refused wherever it is.
+        seen: set[str] = set(walked.keys[:resume])
+        for index, entry in enumerate(self._entries(resume, walked), start=resume):
             if isinstance(entry, str):
                 if index >= skip:
                     yield self._damaged(entry)
@@ -159,9 +203,14 @@ class TarShard:
             ),
         )
 
-    def _entries(self) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo]] | str]:
+    def _entries(
+        self, resume: int = 0, walked: _Walked | None = None
+    ) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo]] | str]:
         """Each sample as its members (headers only, data unread), then a message if the shard
-        is damaged. Counting and reading both walk this, so they always agree."""
+        is damaged. Counting and reading both walk this, so they always agree.
+
+        `resume` > 0 starts at that sample, at the offset `walked` recorded for it; samples
+        walked past the end of `walked` are recorded there."""
         try:
             # Not a `with`: a shard that fails to open is an entry, not an exception.
             tar = tarfile.open(self.path, mode="r:")  # noqa: SIM115
@@ -170,13 +219,18 @@ class TarShard:
             return
         with tar:
             group: list[tarfile.TarInfo] = []
-            samples = 0
+            samples = resume
             problem: str | None = None
+            if resume:
+                assert walked is not None and tar.fileobj is not None
+                tar.firstmember = None  # read on open, at offset 0
+                tar.offset = walked.offsets[resume]
             try:
-                for member in tar:
+                for member in iter(tar.next, None):
                     if not member.isfile() or _split_name(member.name)[1] not in _SAMPLE_EXTENSIONS:
                         continue
                     if group and _split_name(member.name)[0] != _split_name(group[0].name)[0]:
+                        _record(walked, samples, group[0])
                         samples += 1
                         yield tar, group
                         group = []
@@ -184,6 +238,7 @@ class TarShard:
             except (tarfile.TarError, OSError) as error:
                 problem = f"is damaged after {samples} samples ({error})"
             if group:
+                _record(walked, samples, group[0])
                 samples += 1
                 yield tar, group
             problem = problem or _missing_end(tar, samples)
@@ -220,6 +275,16 @@ class TarShard:
             return RejectReason(
                 RejectCode.CORRUPT_SHARD, f"{member.name} in {self.name} is cut short ({error})"
             )
+
+
+def _record(walked: _Walked | None, index: int, first: tarfile.TarInfo) -> None:
+    """Note where sample `index` starts, if it is the next one `walked` lacks."""
+    if walked is None:
+        return
+    with _WALKED_LOCK:
+        if index == len(walked.offsets):
+            walked.offsets.append(first.offset)
+            walked.keys.append(_split_name(first.name)[0])
 
 
 def _missing_end(tar: tarfile.TarFile, samples: int) -> str | None:

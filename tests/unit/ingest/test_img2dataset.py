@@ -294,3 +294,57 @@ def test_scattered_sample_files_get_unique_keys(real_samples, write_tar, tmp_pat
         RejectCode.CORRUPT_SHARD,
         "ok",
     ]
+
+
+def _items(source, **positions) -> list[tuple]:
+    return [
+        (
+            item.key,
+            item.image_bytes,
+            item.caption,
+            item.reject_reason.code if item.reject_reason else None,
+        )
+        for item in iter_items(source, **positions)
+    ]
+
+
+def test_a_batch_mid_shard_resumes_at_its_sample_and_reads_the_same(
+    wds: Path, tmp_path: Path
+) -> None:
+    from asifdb.ingest import img2dataset
+
+    source = open_source(_link_shards(wds, tmp_path / "one", ["00000"]))
+    bounds = [(600, 700), (0, 256), (256, 512), (900, 1000), (512, 600), (700, 900), (255, 257)]
+    img2dataset._WALKED.clear()
+    expected = {b: _items(source, start=b[0], stop=b[1]) for b in bounds}
+    img2dataset._WALKED.clear()
+    for start, stop in bounds:
+        assert _items(source, start=start, stop=stop) == expected[start, stop], (start, stop)
+    [walked] = img2dataset._WALKED.values()
+    assert len(walked.offsets) == 1000 and walked.offsets == sorted(walked.offsets)
+    assert walked.keys[:2] == ["000000000", "000000001"]
+
+
+def test_resuming_past_a_repeated_key_still_refuses_it(
+    real_samples, write_tar, tmp_path: Path
+) -> None:
+    from asifdb.ingest import img2dataset
+
+    jpg = real_samples[0][1]
+    members = [("a.jpg", jpg), ("b.jpg", jpg), ("a.txt", b"a"), ("b.txt", b"b"), ("c.jpg", jpg)]
+    write_tar(tmp_path / "00000.tar", [*members, ("c.txt", b"c")])
+    source = open_source(tmp_path)
+    whole = _items(source)
+    for start in (1, 2, 3, 4):
+        img2dataset._WALKED.clear()
+        _items(source, stop=start)  # an earlier batch walked the samples before `start`
+        assert _items(source, start=start) == whole[start:], start
+
+
+def test_a_resumed_read_of_a_truncated_shard_reports_the_damage(wds: Path, tmp_path: Path) -> None:
+    data = (wds / "00000.tar").read_bytes()
+    cut_at = _member_end(wds / "00000.tar", 29) + 512 + 700
+    source = open_source(_tar_with_good_neighbour(tmp_path / "src", data[:cut_at], wds))
+    whole = _items(source, stop=1000)
+    assert _items(source, start=4, stop=8) == whole[4:8]
+    assert _items(source, start=6, stop=1000) == whole[6:]
