@@ -75,3 +75,23 @@ def ingest_now(
             encoders=platform.encoders,
             batch_id=batch,
         )
+
+
+def tiny_shard(shared_data: Path, folder: Path, n: int) -> Path:
+    """`folder` holding one webdataset shard of the first `n` real anchor pairs."""
+    folder.mkdir()
+    with tarfile.open(folder / "00000.tar", "w") as tar:
+        copy_samples(shared_data, tar, n)
+    return folder
+
+
+def ingest_cifar_folders(platform: "Platform", source: Path, licence: str) -> None:
+    """Class folders of CIFAR-10 images, captioned "a photo of a {class}.", as the seeds do."""
+    ingest_now(
+        platform,
+        source,
+        licence,
+        actor="seed",
+        collection="cifar10-train",
+        template="a photo of a {}.",
+    )

@@ -15,7 +15,7 @@ from asifdb.services import keys
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from tests.conftest import create_database
-from tests.samples import ingest_now
+from tests.samples import ingest_cifar_folders
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 ROLES = ("app", "annotator", "steward", "auditor", "admin")
@@ -52,25 +52,18 @@ def _class_folders(shared_data: Path, out: Path, classes: list[str]) -> Path:
     return out
 
 
-def _ingest(platform: Platform, source: Path, licence: str) -> None:
-    ingest_now(
-        platform,
-        source,
-        licence,
-        actor="seed",
-        collection="cifar10-train",
-        template="a photo of a {}.",
-    )
-
-
 def seed(server_url: str, shared_data: Path, folder: Path, encoders: Encoders) -> Seeded:
     """Ingest CIFAR-10 train images (ships under `ships`, the rest under `cifar`) in-process."""
     url = create_database(server_url)
     platform = Platform(Settings(database_url=url, data_dir=folder / "data"))
     platform.__dict__["encoders"] = encoders  # the run's loaded encoders, not a fresh load
     others = [c for c in CIFAR if c != "ship"]
-    _ingest(platform, _class_folders(shared_data, folder / "cifar", others), OTHER_LICENCE)
-    _ingest(platform, _class_folders(shared_data, folder / "ships", ["ship"]), SHIP_LICENCE)
+    ingest_cifar_folders(
+        platform, _class_folders(shared_data, folder / "cifar", others), OTHER_LICENCE
+    )
+    ingest_cifar_folders(
+        platform, _class_folders(shared_data, folder / "ships", ["ship"]), SHIP_LICENCE
+    )
     with platform.sessions.begin() as session:
         role_keys = {
             role: keys.create(session, name=f"{role}-key", role=role, actor="seed")

@@ -72,7 +72,14 @@ class ExactTopK:
         scan_dtype: torch.dtype | None = None,
         chunk_size: int = 65_536,
     ) -> None:
-        scan_dtype = scan_dtype or dtype
+        self._start(dtype, scan_dtype or dtype, chunk_size)
+        n = len(anchors)
+        if n == 0:
+            raise ValueError("anchors is empty: at least one row is needed")
+        self.add(np.arange(n, dtype=np.int64) if ids is None else ids, anchors)
+
+    def _start(self, dtype: torch.dtype, scan_dtype: torch.dtype, chunk_size: int) -> None:
+        """An index holding nothing yet."""
         if dtype not in STORAGE_DTYPES or scan_dtype not in SCAN_DTYPES:
             raise ValueError(f"dtype must be in {STORAGE_DTYPES} and scan_dtype in {SCAN_DTYPES}")
         if dtype == torch.bfloat16 and scan_dtype != torch.bfloat16:
@@ -95,10 +102,6 @@ class ExactTopK:
         self._usable = np.empty(0, dtype=bool)
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
         self._revoked_cols: dict[int, torch.Tensor | None] = {}
-        n = len(anchors)
-        if n == 0:
-            raise ValueError("anchors is empty: at least one row is needed")
-        self.add(np.arange(n, dtype=np.int64) if ids is None else ids, anchors)
 
     @property
     def dim(self) -> int:
@@ -150,8 +153,8 @@ class ExactTopK:
             norms = np.linalg.norm(rows[start : start + chunk_size], axis=1)
             if not np.all(np.abs(norms - 1) < 1e-5):  # also false for NaN
                 raise ValueError("rows must be finite with unit L2 norm")
-        index = cls(rows[:1], ids=np.asarray(ids[:1]), scan_dtype=scan_dtype, chunk_size=chunk_size)
-        index._truncate(0)
+        index = cls.__new__(cls)
+        index._start(torch.float32, scan_dtype, chunk_size)
         ids = index._new_ids(ids)
         if len(ids) != len(rows):
             raise ValueError(f"{len(ids)} ids for {len(rows)} anchor rows")
@@ -160,15 +163,12 @@ class ExactTopK:
             for start in range(0, len(rows), chunk_size)
         ]
         if scan_dtype != torch.float32:
-            index._scan_blocks.clear()
-            index._scales.clear()
             for block in index._blocks:
                 index._append_scan_copy(block, 0)
-        index._revoked_cols.clear()
+        index._dim = rows.shape[1]
         index._n = len(rows)
         index._ids = ids
         index._usable = np.ones(len(ids), dtype=bool)
-        index._lookup = None
         return index
 
     def search(

@@ -1,13 +1,12 @@
 """Classification over real HTTP: evidence, provenance in SQL, and revocation at once."""
 
-import tarfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from tests.integration.api.conftest import Api
-from tests.samples import cifar_subset, copy_samples, ingest_now
+from tests.samples import cifar_subset, ingest_now, tiny_shard
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -19,11 +18,7 @@ def _ingest(api: Api, source: Path, licence: str, **options: object) -> None:
 @pytest.fixture
 def seeded(api: Api, tmp_path: Path, shared_data: Path) -> Api:
     """300 Tiny-ImageNet pairs (licence tiny) and 100 CIFAR-10 train pairs (licence cifar)."""
-    wds = tmp_path / "wds"
-    wds.mkdir()
-    with tarfile.open(wds / "00000.tar", "w") as tar:
-        copy_samples(shared_data, tar, 300)
-    _ingest(api, wds, "tiny")
+    _ingest(api, tiny_shard(shared_data, tmp_path / "wds", 300), "tiny")
     cifar = cifar_subset(shared_data, tmp_path / "cifar", "train", 10)
     _ingest(api, cifar, "cifar", template="a photo of a {}.")
     return api

@@ -1,7 +1,6 @@
 """Queries refuse encoders other than the model's: after a real re-encode to other encoders, an
 API (or `asifdb eval`) still configured with the old ones answers 409 and records nothing."""
 
-import tarfile
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from asifdb.services import evaluation, reencode
 from asifdb.services.classify import Options
 from asifdb.services.model import Encoders
 from tests.integration.api.conftest import Api
-from tests.samples import cifar_subset, copy_samples, ingest_now
+from tests.samples import cifar_subset, ingest_now, tiny_shard
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -34,11 +33,7 @@ class Renamed:
 @pytest.fixture
 def seeded(api: Api, tmp_path: Path, shared_data: Path) -> Api:
     """40 Tiny-ImageNet pairs, embedded by the run's encoders."""
-    wds = tmp_path / "wds"
-    wds.mkdir()
-    with tarfile.open(wds / "00000.tar", "w") as tar:
-        copy_samples(shared_data, tar, 40)
-    ingest_now(api.platform, wds, "tiny")
+    ingest_now(api.platform, tiny_shard(shared_data, tmp_path / "wds", 40), "tiny")
     return api
 
 

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from asifdb.context import Platform
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from benchmarks.results.anchors_db import ingest
-from tests.samples import copy_samples
+from tests.samples import tiny_shard
 
 PAIRS = 120
 
@@ -34,10 +33,7 @@ def run(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedPr
 @pytest.fixture
 def model_url(db_url: str, encoders: Encoders, shared_data: Path, tmp_path: Path) -> str:
     """A database whose model is the first real pairs of the anchor shards."""
-    wds = tmp_path / "wds"
-    wds.mkdir()
-    with tarfile.open(wds / "00000.tar", "w") as tar:
-        copy_samples(shared_data, tar, PAIRS)
+    wds = tiny_shard(shared_data, tmp_path / "wds", PAIRS)
     platform = Platform(Settings(database_url=db_url, data_dir=tmp_path / "data"))
     platform.__dict__["encoders"] = encoders
     try:

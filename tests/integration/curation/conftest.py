@@ -17,7 +17,7 @@ from asifdb.services import keys
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from tests.conftest import create_database
-from tests.samples import ingest_now
+from tests.samples import ingest_cifar_folders
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_CLASS = 6
@@ -43,17 +43,6 @@ class Seeded:
     def clone(self, data_dir: Path) -> str:
         shutil.copytree(self.blob_dir, data_dir / "blobs")
         return create_database(self.server_url, template=self.database)
-
-
-def _ingest(platform: Platform, source: Path, licence: str) -> None:
-    ingest_now(
-        platform,
-        source,
-        licence,
-        actor="seed",
-        collection="cifar10-train",
-        template="a photo of a {}.",
-    )
 
 
 def _train(shared_data: Path, name: str) -> list[Path]:
@@ -91,9 +80,9 @@ def seeded(
         target = copies / image.parent.name
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{image.stem}-{how}.jpg").write_bytes(_copy(image, how))
-    _ingest(platform, good, GOOD)
-    _ingest(platform, noisy, NOISY)
-    _ingest(platform, copies, COPIES)
+    ingest_cifar_folders(platform, good, GOOD)
+    ingest_cifar_folders(platform, noisy, NOISY)
+    ingest_cifar_folders(platform, copies, COPIES)
     with platform.sessions.begin() as session:
         role_keys = {
             role: keys.create(session, name=f"{role}-key", role=role, actor="seed")
