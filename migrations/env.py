@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection
 
+from asifdb.anchors.ann_index import INDEX_NAME
 from asifdb.db.models import Base
 from asifdb.db.session import database_url, make_engine
 from asifdb.settings import get_settings
@@ -15,8 +16,11 @@ _SQL_OBJECTS = {"usable_pairs", "prediction_provenance", "licence_influence"}
 
 
 def _include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
-    # kombu_* are the embedded Celery broker's tables when it shares a DATABASE_URL.
-    return name not in _SQL_OBJECTS and not (name or "").startswith("kombu_")
+    # kombu_* are the embedded Celery broker's tables when it shares a DATABASE_URL; the image
+    # HNSW index is built and dropped on demand (`asifdb ann`), not by migrations.
+    if name in _SQL_OBJECTS or name == INDEX_NAME:
+        return False
+    return not (name or "").startswith("kombu_")
 
 
 def _run(connection: Connection) -> None:

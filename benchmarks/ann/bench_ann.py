@@ -179,7 +179,7 @@ def _load(engine: Engine, data: Data, maintenance_work_mem: str) -> dict:
         )
         for licence in range(1, LICENCES + 1):
             conn.execute("INSERT INTO licenses (name) VALUES (%s)", (f"bench-{licence}",))
-        conn.execute("DROP INDEX ix_pairs_image_embedding_hnsw")
+        conn.execute("DROP INDEX IF EXISTS ix_pairs_image_embedding_hnsw")
         conn.commit()
         register_vector(conn)
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from asifdb.anchors import ann_index
 from asifdb.context import Platform
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
@@ -47,7 +48,8 @@ def run(
     agreement and the HNSW pass's time."""
     with platform.sessions() as session:
         anchors = load_anchors(session)
-    out: runner.Result = {"k": k, "p": p, "sets": {}}
+    index = ann_index.build(platform.engine)
+    out: runner.Result = {"k": k, "p": p, "sets": {}, "index": index.as_dict()}
     for test in sets:
         ann = _evaluate(platform, test, Options(k=k, p=p, method="ann"))
         data = embed(platform, test)

@@ -130,7 +130,7 @@ def _load(url: str, args: argparse.Namespace, encoders: Encoders) -> float:
         )
         for licence in range(1, args.licences + 1):
             conn.execute("INSERT INTO licenses (name) VALUES (%s)", (f"bench-{licence}",))
-        conn.execute("DROP INDEX ix_pairs_image_embedding_hnsw")
+        conn.execute("DROP INDEX IF EXISTS ix_pairs_image_embedding_hnsw")
         conn.commit()
         register_vector(conn)
         columns = "collection, image_sha256, caption, image_embedding, text_embedding, "

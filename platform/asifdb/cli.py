@@ -17,7 +17,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from asifdb import cli_curate, cli_reencode, launcher
+from asifdb import cli_ann, cli_curate, cli_reencode, launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
@@ -37,6 +37,7 @@ keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.")
 app.add_typer(keys_app, name="keys")
 app.command()(cli_reencode.reencode)
 app.add_typer(cli_curate.app, name="curate")
+app.add_typer(cli_ann.app, name="ann")
 
 CLI_ACTOR = "cli"
 

@@ -166,13 +166,6 @@ class Pair(Base):
     __table_args__ = (
         UniqueConstraint("collection", "image_sha256", "caption"),
         _one_of("status", PAIR_STATUSES),
-        Index(
-            "ix_pairs_image_embedding_hnsw",
-            "image_embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"image_embedding": "halfvec_cosine_ops"},
-        ),
         Index("ix_pairs_license_id", "license_id"),
     )
 

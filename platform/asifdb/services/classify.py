@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from asifdb import engine
+from asifdb.anchors import ann_index
 from asifdb.anchors.ann import HnswTopK
 from asifdb.anchors.live import LiveModel, View
 from asifdb.blobs import BlobStore
@@ -70,11 +71,18 @@ def check_images(
     return valid
 
 
-def top_k_method(options: Options, view: View) -> str:
-    """`auto` is the exact scan up to AUTO_ANN_ABOVE usable pairs, HNSW beyond (benchmarks)."""
-    if options.method != "auto":
-        return options.method
-    return "ann" if view.rows.size > AUTO_ANN_ABOVE else "exact"
+def top_k_method(session: Session, options: Options, view: View) -> str:
+    """`auto` is the exact scan up to AUTO_ANN_ABOVE usable pairs, HNSW beyond (benchmarks)
+    where its index is built; `ann` without the index is a Conflict naming the fix. A dry run
+    without some pairs (`exclude_pairs`) is always exact: the index holds every pair."""
+    if options.method == "exact" or options.exclude_pairs:
+        return "exact"
+    if options.method == "ann":
+        ann_index.require_ready(session)
+        return "ann"
+    if view.rows.size > AUTO_ANN_ABOVE and ann_index.is_ready(session):
+        return "ann"
+    return "exact"
 
 
 def image_reps(
@@ -86,7 +94,7 @@ def image_reps(
     method: str,
 ) -> engine.SparseRep:
     """Image relative representations over the view's anchors, indices are view positions."""
-    if method == "exact" or options.exclude_pairs:
+    if method == "exact":
         return live.representation(view, "image", image_emb, options.k, options.p)
     ids, sims = HnswTopK(session, "image").search(engine.normalise(image_emb), options.k)
     neighbours = engine.from_neighbours(ids, sims, options.p, int(view.rows.size))
@@ -127,7 +135,7 @@ def classify(
     captions = tuple(candidates.captions)
     image_emb = encoders.image.embed_batch([v.image_bytes for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
-    method = top_k_method(options, view)
+    method = top_k_method(session, options, view)
     image_rep = image_reps(session, live, view, image_emb, options, method)
     if options.exclude_pairs:
         caption_rep = live.representation(view, "text", caption_emb, options.k, options.p)

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from asifdb.anchors import ann_index
 from asifdb.broker import describe
 from asifdb.db import schema
 from asifdb.errors import AsifdbError
@@ -55,13 +56,21 @@ def _model(engine: Engine) -> dict[str, Any]:
             text("SELECT version, image_encoder, text_encoder FROM model_state WHERE id = 1")
         ).first()
         usable = conn.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
+        ann = ann_index.status(conn).state
     if row is None:
-        return {"version": None, "usable_pairs": 0, "image_encoder": None, "text_encoder": None}
+        return {
+            "version": None,
+            "usable_pairs": 0,
+            "image_encoder": None,
+            "text_encoder": None,
+            "ann_index": ann,
+        }
     return {
         "version": row.version,
         "image_encoder": row.image_encoder,
         "text_encoder": row.text_encoder,
         "usable_pairs": usable,
+        "ann_index": ann,
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.engine import make_url
 
+from asifdb.anchors import ann_index
 from asifdb.anchors.ann import HnswTopK
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Pair
 from asifdb.db.session import make_engine
@@ -85,6 +86,7 @@ def filled_template(pg_server: str, world: dict[str, np.ndarray]) -> str:
             ],
         )
         conn.execute(text("ANALYZE"))
+    ann_index.build(engine)
     engine.dispose()
     return make_url(url).database or ""
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from asifdb.anchors import ann_index
 from tests.integration.api.conftest import Api
 from tests.samples import cifar_subset, ingest_now, tiny_shard
 
@@ -172,6 +173,10 @@ def test_retrieve_both_ways(seeded: Api, shared_data: Path) -> None:
 def test_the_ann_path_agrees_with_the_exact_path(seeded: Api, shared_data: Path) -> None:
     images = [sorted((shared_data / "cifar10" / "test" / c).iterdir())[1] for c in CIFAR]
     with seeded.client("app") as client:
+        # No index yet: a clear conflict naming the command, and nothing recorded.
+        refused = _classify(client, images[0], method="ann")
+        assert refused.status_code == 409 and "asifdb ann build" in refused.json()["detail"]
+        ann_index.build(seeded.platform.engine)
         for image in images:
             [exact] = _classify(client, image, method="exact").json()
             [ann] = _classify(client, image, method="ann").json()
