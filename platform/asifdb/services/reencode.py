@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobNotFound, BlobStore
+from asifdb.db.bulk import stage_embeddings
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, AuditEvent, Reencode, ReencodeBatch
-from asifdb.db.models import ReencodeEmbedding as Staged
 from asifdb.errors import ConfigError, Conflict, NotFound
 from asifdb.services import model
 from asifdb.services.model import Encoders
@@ -240,19 +239,17 @@ def _stage(
     _check_width(image_emb, IMAGE_DIM, job.image_encoder)
     _check_width(text_emb, TEXT_DIM, job.text_encoder)
     with timer.stage("database"):
+        stage = stage_embeddings(session, image_emb, text_emb)
         session.execute(
-            insert(Staged).on_conflict_do_nothing(),
-            [
-                {
-                    "reencode_id": job.id,
-                    "pair_id": pair_id,
-                    "image_embedding": image_vec,
-                    "text_embedding": text_vec,
-                }
-                for (pair_id, _, _), image_vec, text_vec in zip(
-                    found, image_emb, text_emb, strict=True
-                )
-            ],
+            text(
+                "INSERT INTO reencode_embeddings "
+                "(reencode_id, pair_id, image_embedding, text_embedding) "
+                "SELECT :r, u.pair_id, e.image, e.text "
+                "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS u(pair_id, ord) "
+                f"JOIN {stage} AS e ON e.ord = u.ord - 1 "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"r": job.id, "ids": [pair_id for pair_id, _, _ in found]},
         )
     return len(found), missing
 
