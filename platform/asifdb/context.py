@@ -5,17 +5,20 @@ Adapters (CLI, API, UI, workers) build one `Platform` and hand its parts to serv
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobStore
 from asifdb.db import embedded, schema
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
 from asifdb.encoders import get_encoder
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
+
+if TYPE_CHECKING:  # torch: imported by the processes that query, not by every CLI command
+    from asifdb.anchors.live import LiveModel
 
 
 @dataclass
@@ -48,7 +51,9 @@ class Platform:
         return BlobStore(self.settings.blob_dir)
 
     @cached_property
-    def live(self) -> LiveModel:
+    def live(self) -> "LiveModel":
+        from asifdb.anchors.live import LiveModel
+
         return LiveModel(scan=self.settings.exact_scan)
 
     @cached_property

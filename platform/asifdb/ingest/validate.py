@@ -6,11 +6,12 @@ import io
 import struct
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from asifdb.encoders.images import to_rgb
 from asifdb.ingest.items import RejectCode, RejectReason, SourceItem, image_too_large
 
 # Decoders for these only: EPS shells out to Ghostscript, and rarer plugins have had CVEs.
@@ -38,6 +39,9 @@ class Limits:
     max_pixels: int = 40_000_000
     min_side: int = 8
     max_caption_chars: int = 1_000
+    # Up to this many pixels the validated decode is kept for the encoder (3 bytes a pixel: a
+    # batch of 256 holds at most 768 MB); larger images are decoded again when encoded.
+    keep_decoded_pixels: int = 1_000_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -57,6 +61,13 @@ class ValidItem:
     caption: str
     source_uri: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The upright RGB image the check decoded, when small enough to keep (Limits).
+    decoded: Image.Image | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def for_encoder(self) -> Image.Image | bytes:
+        """What to hand an image encoder: the kept decode, else the bytes to decode again."""
+        return self.decoded if self.decoded is not None else self.image_bytes
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class _Image:
     format: str
     width: int
     height: int
+    decoded: Image.Image | None = None
 
 
 def validate(item: SourceItem, limits: Limits = DEFAULT_LIMITS) -> ValidItem | Rejected:
@@ -99,6 +111,7 @@ def validate(item: SourceItem, limits: Limits = DEFAULT_LIMITS) -> ValidItem | R
         caption=caption,
         source_uri=item.source_uri,
         metadata=item.metadata,
+        decoded=image.decoded,
     )
 
 
@@ -156,8 +169,11 @@ def _check_image(data: bytes | None, limits: Limits) -> _Image | RejectReason:
                         f"image is {found.width}x{found.height}, under the minimum side of "
                         f"{limits.min_side} pixels",
                     )
-                # Converting decodes every pixel: truncated or damaged data fails here.
-                image.convert("RGB")
+                # Converting decodes every pixel: truncated or damaged data fails here. It is
+                # the conversion the encoders make (EXIF rotation, transparency on white).
+                rgb = to_rgb(image)
+                if found.width * found.height <= limits.keep_decoded_pixels:
+                    found = replace(found, decoded=rgb)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
             return _bomb(str(error), limits)
         except UnidentifiedImageError:

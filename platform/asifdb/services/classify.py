@@ -133,7 +133,7 @@ def classify(
             "the model has no usable pairs: add pairs (asifdb ingest) or restore a licence"
         )
     captions = tuple(candidates.captions)
-    image_emb = encoders.image.embed_batch([v.image_bytes for v in valid])
+    image_emb = encoders.image.embed_batch([v.for_encoder for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
     method = top_k_method(session, options, view)
     image_rep = image_reps(session, live, view, image_emb, options, method)

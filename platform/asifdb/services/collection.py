@@ -107,7 +107,7 @@ def search(
         if encoders is None:
             raise InvalidInput("an image search needs the image encoder")
         [valid] = check_images([image])
-        embedding = encoders.image.embed_batch([valid.image_bytes])[0]
+        embedding = encoders.image.embed_batch([valid.for_encoder])[0]
         distance = Pair.image_embedding.cosine_distance(embedding)
         query = query.add_columns((1 - distance).label("similarity")).where(
             Pair.image_embedding.is_not(None), Pair.image_encoder == encoders.image.name
@@ -154,7 +154,7 @@ def neighbours(
     if view.rows.size == 0:
         raise Conflict("the model has no usable pairs: nothing is near anything")
     image_rep = live.representation(
-        view, "image", encoders.image.embed_batch([valid.image_bytes]), options.k, options.p
+        view, "image", encoders.image.embed_batch([valid.for_encoder]), options.k, options.p
     )
     captions = tuple(candidates.captions)
     caption_rep = live.caption_reps(

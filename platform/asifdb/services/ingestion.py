@@ -288,7 +288,7 @@ def _ingest(
         with ThreadPoolExecutor(max_workers=1) as pool:
             stored = pool.submit(_store_blobs, blobs, [v for _, v in to_encode])
             with timer.stage("encode_image"):
-                image_emb = encoders.image.embed_batch([v.image_bytes for _, v in to_encode])
+                image_emb = encoders.image.embed_batch([v.for_encoder for _, v in to_encode])
             with timer.stage("encode_text"):
                 text_emb = encoders.text.embed_batch([v.caption for _, v in to_encode])
             if on_encoded is not None:

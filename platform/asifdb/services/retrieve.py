@@ -59,7 +59,7 @@ def retrieve(
             raise InvalidInput("image_to_text needs an image")
         [query] = check_images([image])
         query_rep = live.representation(
-            view, "image", encoders.image.embed_batch([query.image_bytes]), options.k, options.p
+            view, "image", encoders.image.embed_batch([query.for_encoder]), options.k, options.p
         )
         texts, pair_ids = _texts(session, view, query_rep, candidate_texts)
         cand_rep = live.representation(
@@ -174,7 +174,7 @@ def _images(
         )
         return (
             [v.key for v in valid],
-            encoders.image.embed_batch([v.image_bytes for v in valid]),
+            encoders.image.embed_batch([v.for_encoder for v in valid]),
             None,
         )
     rows = query_rep.indices[0]

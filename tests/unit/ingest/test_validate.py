@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
+from asifdb.encoders.images import decode_image
 from asifdb.ingest import (
     DEFAULT_LIMITS,
     Limits,
@@ -46,6 +47,30 @@ def test_valid_item_carries_hash_size_format_and_normalised_caption(real_samples
         "somewhere/cat.jpg",
         {"licence": "CC0"},
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("RGB", "JPEG"), ("RGBA", "PNG"), ("P", "GIF"), ("L", "PNG")]
+)
+def test_the_decode_is_kept_for_the_encoder_and_equals_decoding_again(
+    mode: str, fmt: str, image_bytes: Callable[..., bytes]
+) -> None:
+    data = image_bytes(fmt, (40, 30), mode=mode)
+    result = validate(_item(data))
+
+    assert isinstance(result, ValidItem) and result.decoded is not None
+    assert result.for_encoder is result.decoded
+    again = decode_image(data)  # what an encoder does with the bytes
+    assert result.decoded.mode == again.mode == "RGB"
+    assert result.decoded.tobytes() == again.tobytes()
+
+
+def test_a_large_image_is_not_kept_decoded(image_bytes: Callable[..., bytes]) -> None:
+    data = image_bytes("PNG", (40, 30))
+    result = validate(_item(data), Limits(keep_decoded_pixels=40 * 30 - 1))
+
+    assert isinstance(result, ValidItem) and result.decoded is None
+    assert result.for_encoder == data
 
 
 @pytest.mark.parametrize(
