@@ -112,10 +112,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=[c[0] for c in CONFIGS],
+        help="only these configurations (default: all that can pay on this CPU)",
+    )
     args = parser.parse_args()
     bandwidth = machine.read_bandwidth()
     peak = {dtype: machine.matmul_peak(dtype) for dtype in _SCAN_BYTES}
     configs = [c for c in CONFIGS if c[2] != torch.bfloat16 or machine.bfloat16_is_fast(peak)]
+    if args.configs:
+        configs = [c for c in CONFIGS if c[0] in args.configs]
     print(machine.describe())
     print(
         f"probe: read bandwidth {bandwidth:.1f} GB/s, matmul float32 {peak[torch.float32]:.1f} "
