@@ -28,13 +28,14 @@ class Settings(BaseSettings):
     text_encoder: str = "all-MiniLM-L6-v2"
     k: int = Field(default=800, ge=1, description="Anchors kept per relative representation.")
     p: float = Field(default=8.0, ge=1, description="Exponent applied to the kept similarities.")
-    exact_scan: Literal["float32", "bfloat16", "int8"] = Field(
+    exact_scan: Literal["float32", "bfloat16", "int8", "auto"] = Field(
         default="float32",
         description=(
             "How the exact top-k scans the anchors before its float32 rerank: the results are "
             "float32's exactly in every case, only the speed differs by CPU and collection "
             "size (docs/benchmarks-engine.md): bfloat16 needs AVX512-BF16 or AMX, int8 pays "
-            "for single queries and for large collections."
+            "for single queries and for large collections; auto keeps an int8 copy for single "
+            "queries and a bfloat16 one (where the CPU has it) for batches."
         ),
     )
     recovery_stale_after_s: float = Field(

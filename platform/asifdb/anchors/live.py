@@ -96,13 +96,41 @@ def _same_lineage(a: np.ndarray, b: np.ndarray) -> bool:
     return _starts_with(a, b) or _starts_with(b, a)
 
 
+ExactScan = Literal["float32", "bfloat16", "int8", "auto"]
+# `auto`: searches of at most this many queries take the one-query scan (int8).
+ONE_QUERY_AT_MOST = 4
+
+
+def scan_dtypes(scan: ExactScan) -> tuple[torch.dtype, torch.dtype]:
+    """(scan for one query, scan for a batch) of Settings.exact_scan.
+
+    `auto` keeps two scan copies beside the float32 rows (docs/benchmarks-engine.md): int8
+    (a quarter of the bytes: one query is a pass over memory) and, where the CPU multiplies
+    bfloat16 in hardware, bfloat16 for batches (compute-bound); else float32 for batches.
+    """
+    if scan != "auto":
+        dtype = getattr(torch, scan)
+        return dtype, dtype
+    return torch.int8, torch.bfloat16 if fast_bfloat16() else torch.float32
+
+
+def fast_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
-    def __init__(self, scan: Literal["float32", "bfloat16", "int8"] = "float32") -> None:
-        """`scan`: the exact top-k's scan dtype (Settings.exact_scan); results never depend
-        on it."""
-        self._scan = getattr(torch, scan)
+    def __init__(self, scan: ExactScan = "float32") -> None:
+        """`scan`: how the exact top-k scans (Settings.exact_scan, `scan_dtypes`); results
+        never depend on it."""
+        self._one_scan, self._scan = scan_dtypes(scan)
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
         self._rows: tuple[Anchors | None, np.ndarray] = (None, np.empty(0, dtype=np.int64))
@@ -110,7 +138,11 @@ class LiveModel:
             OrderedDict()
         )
         self._caption_emb: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._indexes = {m: _Index(m, self._scan) for m in ("image", "text")}
+        self._indexes = {
+            (m, dtype): _Index(m, dtype)
+            for m in ("image", "text")
+            for dtype in {self._one_scan, self._scan}
+        }
         # Per label set: (representation by pair id, view rows, it re-keyed to those rows).
         self._positional: dict[tuple, tuple[engine.SparseRep, np.ndarray, engine.SparseRep]] = {}
 
@@ -120,7 +152,8 @@ class LiveModel:
         """Relative representations of `queries` over the view's usable anchors of `modality`
         (exact top-k), indices are view positions: `relative_representation(queries,
         view.<modality>_anchors(), k, p)` without copying the anchors per query."""
-        ids, sims = self._indexes[modality].search(view, queries, k)
+        scan = self._one_scan if len(queries) <= ONE_QUERY_AT_MOST else self._scan
+        ids, sims = self._indexes[modality, scan].search(view, queries, k)
         return engine.reindex(
             engine.from_neighbours(ids, sims, p, int(view.rows.size)), view.pair_ids
         )

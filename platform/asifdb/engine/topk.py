@@ -93,8 +93,8 @@ class ExactTopK:
         self._blocks: list[torch.Tensor] = []
         # A second, bfloat16 copy only when the scan's dtype differs from the anchors'.
         self._scan_blocks: list[torch.Tensor] = [] if scan_dtype != dtype else self._blocks
-        # int8 scans: each row's scale (blocks of (rows, 1) float32), and the largest L2
-        # distance between a stored row and its int8 image (the scan's error bound uses it).
+        # int8 scans: each row's scale (blocks of (rows, 1) float32). Both kinds of copy: the
+        # largest L2 distance between a stored row and its scanned image (the bound uses it).
         self._scales: list[torch.Tensor] = []
         self._quantisation_error = 0.0
         self._n = 0
@@ -331,10 +331,12 @@ class ExactTopK:
             # float32 matmuls allowed to round both operands to bfloat16 internally.
             rounding = np.full(len(q), 2 * u16)
         else:
-            # The query's own rounding to bfloat16, measured: |(bf16(q) - q) . a| <= |e| |a|,
-            # plus the anchors' when they are stored in float32 but scanned in bfloat16.
+            # q . a - q_b . a_b = q . (a - a_b) + (q - q_b) . a_b: the anchors' rounding when
+            # they are stored in float32 but scanned in bfloat16 (e_a, the largest measured
+            # over the stored rows), and the query's own, measured: |e_q| |a_b| <= |e_q| (1 + e_a).
             error = torch.linalg.vector_norm(qs.double() - q.double(), dim=1).numpy()
-            rounding = error * (1 + u16) + (u16 * (1 + u16) if self._dtype == torch.float32 else 0)
+            e_a = self._quantisation_error if self._dtype == torch.float32 else 0.0
+            rounding = error * (1 + max(e_a, u16)) + e_a
         return _ScanBound(1.01 * (rounding + 2 * (gamma + u32) * (1 + u16) ** 2), u16)
 
     def _scan(
@@ -474,7 +476,11 @@ class ExactTopK:
     def _append_scan_copy(self, rows: torch.Tensor, used: int) -> None:
         """The scan's copy of unit float32 `rows`, after the `used` rows of its last block."""
         if self._scan_dtype != torch.int8:
-            _extend(self._scan_blocks, rows.to(self._scan_dtype), self._chunk, used)
+            copy = rows.to(self._scan_dtype)
+            _extend(self._scan_blocks, copy, self._chunk, used)
+            # Each row's rounding, measured: about a third of the worst case |a| 2^-8.
+            error = torch.linalg.vector_norm(rows.double() - copy.double(), dim=1)
+            self._quantisation_error = max(self._quantisation_error, float(error.max()))
             return
         quantised, scales, error = _quantise(rows)
         _extend(self._scan_blocks, quantised, self._chunk, used)

@@ -7,9 +7,10 @@ less some pairs) must search the same rows, never a rounded copy.
 
 import numpy as np
 import pytest
+import torch
 
 from asifdb import engine
-from asifdb.anchors.live import LiveModel, View
+from asifdb.anchors.live import LiveModel, View, fast_bfloat16, scan_dtypes
 from asifdb.anchors.store import Anchors
 from tests.unit.engine.engine_data import clustered
 from tests.unit.engine.engine_reference import relative_representation
@@ -39,9 +40,19 @@ def _check(live: LiveModel, view: View, queries: np.ndarray) -> None:
         got = live.representation(view, modality, queries[modality], K, P)
         want = relative_representation(queries[modality], rows, K, P)
         np.testing.assert_allclose(_dense(got), want, atol=1e-6)
+        # One query takes the one-query scan (int8 under `auto`): the same definition.
+        one = live.representation(view, modality, queries[modality][:1], K, P)
+        np.testing.assert_allclose(_dense(one), want[:1], atol=1e-6)
 
 
-SCANS = ["float32", "bfloat16", "int8"]
+SCANS = ["float32", "bfloat16", "int8", "auto"]
+
+
+def test_auto_scans_one_query_in_int8_and_batches_in_bfloat16_where_the_cpu_has_it() -> None:
+    one, batch = scan_dtypes("auto")
+    assert one == torch.int8
+    assert batch == (torch.bfloat16 if fast_bfloat16() else torch.float32)
+    assert scan_dtypes("int8") == (torch.int8, torch.int8)
 
 
 @pytest.mark.parametrize("scan", SCANS)
@@ -64,10 +75,10 @@ def test_views_of_every_version_match_the_dense_definition(scan: str) -> None:
     grown = Anchors(
         2, grown.ids, grown.image, grown.text, np.r_[alive, np.ones(300, bool)], grown.position
     )
-    index = live._indexes["image"]._index
+    index = live._indexes["image", live._scan]._index
     v2 = View(grown, grown.usable_rows())
     _check(live, v2, queries)
-    assert live._indexes["image"]._index is index and index._n == n
+    assert live._indexes["image", live._scan]._index is index and index._n == n
 
     # A query still holding version 1 sees version 1, on the grown index.
     _check(live, v1, queries)

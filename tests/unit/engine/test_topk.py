@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from asifdb.engine import ExactTopK, normalise
+from asifdb.engine.topk import _ScanBound
 from tests.unit.engine.engine_data import clustered
 from tests.unit.engine.engine_reference import boundary_gap, top_k
 
@@ -90,6 +91,29 @@ def test_the_int8_bound_holds_where_quantisation_hurts_most() -> None:
     fast = ExactTopK(anchors, scan_dtype=torch.int8, chunk_size=999)
     for got, want in zip(fast.search(queries, 300), exact, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def _near_ties(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors that differ from one another by about bfloat16's rounding: a scan in bfloat16
+    orders them differently from float32, so only a sound bound finds the float32 top-k."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(256)
+    anchors = base + 0.02 * rng.standard_normal((6000, 256))
+    queries = base + 0.05 * rng.standard_normal((12, 256))
+    return anchors.astype(np.float32), queries.astype(np.float32)
+
+
+def test_the_bfloat16_bound_holds_on_near_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    anchors, queries = _near_ties(21)
+    exact = ExactTopK(anchors).search(queries, 200)
+    fast = ExactTopK(anchors, scan_dtype=torch.bfloat16, chunk_size=1500)
+    for got, want in zip(fast.search(queries, 200), exact, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # The anchors' rounding enters the bound as measured: well under the worst case |a| 2^-8.
+    assert 0 < fast._quantisation_error < 0.5 * 2.0**-8
+    # These near-ties need the bound: a scan trusted as exact loses the float32 top-k.
+    monkeypatch.setattr(ExactTopK, "_bound", lambda self, q, qs: _ScanBound(np.zeros(len(q)), 0.0))
+    assert not np.array_equal(fast.search(queries, 200)[0], exact[0])
 
 
 def test_one_query_at_a_time_equals_the_batch(data: tuple[np.ndarray, np.ndarray]) -> None:
