@@ -27,6 +27,7 @@ CONFIGS = [
     ("exact float32", torch.float32, None),
     ("exact float32, bfloat16 scan", torch.float32, torch.bfloat16),
     ("exact, bfloat16 anchors", torch.bfloat16, None),
+    ("exact float32, int8 scan", torch.float32, torch.int8),
 ]
 
 
@@ -98,12 +99,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     peak = {dtype: machine.matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
-    configs = CONFIGS if machine.bfloat16_is_fast(peak) else CONFIGS[:1]
+    fast = machine.bfloat16_is_fast(peak)
+    configs = [c for c in CONFIGS if fast or torch.bfloat16 not in c[1:]]
     print(machine.describe())
     print(
         f"matmul float32 {peak[torch.float32]:.1f} GFLOP/s, bfloat16 "
         f"{peak[torch.bfloat16]:.1f} GFLOP/s"
-        + ("" if len(configs) > 1 else " (bfloat16 slower than float32 here: not run)")
+        + ("" if fast else " (bfloat16 slower than float32 here: not run)")
     )
     print(
         f"| anchors | path | {args.batch} queries: q/s | vs dense | 1 query: ms | vs dense "
