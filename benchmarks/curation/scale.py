@@ -1,13 +1,17 @@
 """Curation's cost as the collection grows, on synthetic unit embeddings (1280-d images, 384-d
 captions): one fit batch and one near-duplicate batch at N anchors; peak memory of the process.
 
-    .venv/bin/python -m benchmarks.curation.scale 50000 100000 200000
+    EXACT_SCAN=auto .venv/bin/python -m benchmarks.curation.scale 100000 1000000
+
+The indexes are built as `services.curation` builds them (over the rows as they are, scanned
+as EXACT_SCAN says batches are, default float32).
 
 A full refresh is N / batch such batches; both are linear in N per batch (exact top-k scans every
 anchor), so a full refresh is quadratic in N: the reason `refresh_fit` scores new pairs only.
 """
 
 import json
+import os
 import resource
 import sys
 import time
@@ -15,6 +19,7 @@ import time
 import numpy as np
 
 from asifdb import engine
+from asifdb.anchors.live import scan_dtypes
 from asifdb.engine import curation
 from asifdb.services.curation import DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, FIT_BATCH
 
@@ -28,7 +33,9 @@ def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 def measure(n: int, k: int = 800, p: float = 8.0) -> dict:
     rng = np.random.default_rng(0)
     image, caption = _unit(rng, n, 1280), _unit(rng, n, 384)
-    image_index, caption_index = engine.ExactTopK(image), engine.ExactTopK(caption)
+    scan = scan_dtypes(os.environ.get("EXACT_SCAN", "float32"))[1]  # type: ignore[arg-type]
+    image_index = engine.ExactTopK.of_unit_rows(image, ids=np.arange(n), scan_dtype=scan)
+    caption_index = engine.ExactTopK.of_unit_rows(caption, ids=np.arange(n), scan_dtype=scan)
     members = rng.choice(n, FIT_BATCH, replace=False)
     started = time.perf_counter()
     image_rep = curation.leave_one_out(image_index, image[members], members, k, p, n)
@@ -43,14 +50,14 @@ def measure(n: int, k: int = 800, p: float = 8.0) -> dict:
     dup_seconds = time.perf_counter() - started
     return {
         "anchors": n,
+        "scan": str(scan),
         "fit_batch_pairs": FIT_BATCH,
         "fit_batch_seconds": round(fit_seconds, 2),
         "full_fit_refresh_hours_extrapolated": round(fit_seconds * n / FIT_BATCH / 3600, 2),
         "duplicate_batch_pairs": 4096,
         "duplicate_batch_seconds": round(dup_seconds, 2),
-        "anchor_bytes": int(
-            image.nbytes + caption.nbytes + image_index.nbytes + caption_index.nbytes
-        ),
+        # The indexes share the rows (of_unit_rows): their nbytes include them.
+        "anchor_bytes": int(image_index.nbytes + caption_index.nbytes),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 

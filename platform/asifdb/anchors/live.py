@@ -146,6 +146,11 @@ class LiveModel:
         # Per label set: (representation by pair id, view rows, it re-keyed to those rows).
         self._positional: dict[tuple, tuple[engine.SparseRep, np.ndarray, engine.SparseRep]] = {}
 
+    @property
+    def batch_scan(self) -> torch.dtype:
+        """How searches of many queries scan (EXACT_SCAN): for indexes built beside it."""
+        return self._scan
+
     def representation(
         self, view: View, modality: Modality, queries: np.ndarray, k: int, p: float
     ) -> engine.SparseRep:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -60,8 +59,12 @@ def _view(session: Session, live: LiveModel, *, least: int) -> View:
     return view
 
 
-def _index(anchors: np.ndarray) -> engine.ExactTopK:
-    return engine.ExactTopK(anchors, dtype=torch.float32)
+def _index(anchors: np.ndarray, live: LiveModel) -> engine.ExactTopK:
+    """An exact index over the view's (unit, float32) rows as they are, not a normalised copy,
+    scanned as the live model scans batches (EXACT_SCAN): the same results, less memory."""
+    return engine.ExactTopK.of_unit_rows(
+        anchors, ids=np.arange(len(anchors)), scan_dtype=live.batch_scan
+    )
 
 
 # ---------------------------------------------------------------- mismatched pairs
@@ -100,7 +103,7 @@ def refresh_fit(
         )
         targets = np.flatnonzero(~np.isin(ids, scored))
     if len(targets):
-        _score(session, view, targets, k=min(k, n - 1), p=p, batch=batch, seed=seed)
+        _score(session, view, live, targets, k=min(k, n - 1), p=p, batch=batch, seed=seed)
     return {
         "model_version": view.version,
         "usable_pairs": n,
@@ -110,11 +113,19 @@ def refresh_fit(
 
 
 def _score(
-    session: Session, view: View, targets: np.ndarray, *, k: int, p: float, batch: int, seed: int
+    session: Session,
+    view: View,
+    live: LiveModel,
+    targets: np.ndarray,
+    *,
+    k: int,
+    p: float,
+    batch: int,
+    seed: int,
 ) -> None:
     n = int(view.rows.size)
     image, caption = view.image_anchors(), view.text_anchors()
-    image_index, caption_index = _index(image), _index(caption)
+    image_index, caption_index = _index(image, live), _index(caption, live)
     rng = np.random.default_rng(seed)
     order = rng.permutation(targets)
     for part in np.array_split(order, -(-len(order) // batch)):
@@ -226,7 +237,7 @@ def refresh_duplicates(
     started = time.perf_counter()
     view = _view(session, live, least=2)
     image = view.image_anchors()
-    index = _index(image)
+    index = _index(image, live)
     n = len(image)
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n, batch):
