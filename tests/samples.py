@@ -1,6 +1,9 @@
 """Real sources for tests: samples of the shared webdataset, plus bad items beside them."""
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,4 +97,21 @@ def ingest_cifar_folders(platform: "Platform", source: Path, licence: str) -> No
         actor="seed",
         collection="cifar10-train",
         template="a photo of a {}.",
+    )
+
+
+def asifdb_cli(
+    *args: str, database_url: str, data_dir: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`asifdb ARGS...` in a child process on that database (offline), its output captured."""
+    env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
+    if data_dir is not None:
+        env["DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "asifdb.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -14,23 +14,12 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from asifdb.anchors import ann_index
-from asifdb.context import Platform
-from asifdb.settings import get_settings
+from asifdb.context import platform_at_head
 
 app = typer.Typer(
     help="The image HNSW index for method 'ann' (and 'auto' past 1M pairs): build, drop, status."
 )
 console = Console(soft_wrap=True)
-
-
-@contextmanager
-def _platform() -> Iterator[Platform]:
-    platform = Platform(get_settings())
-    try:
-        platform.require_schema()
-        yield platform
-    finally:
-        platform.close(keep_server=True)
 
 
 def _print(found: ann_index.IndexStatus, as_json: bool) -> None:
@@ -49,7 +38,7 @@ def _print(found: ann_index.IndexStatus, as_json: bool) -> None:
 @app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Whether the index is absent, being built, left invalid by a failed build, or ready."""
-    with _platform() as platform, platform.engine.connect() as conn:
+    with platform_at_head() as platform, platform.engine.connect() as conn:
         found = ann_index.status(conn)
     _print(found, as_json)
 
@@ -70,7 +59,7 @@ def build(
     params = ann_index.BuildParams(
         m=m, ef_construction=ef_construction, memory=memory, workers=workers
     )
-    with _platform() as platform, _progress(quiet=as_json) as on_progress:
+    with platform_at_head() as platform, _progress(quiet=as_json) as on_progress:
         found = ann_index.build(platform.engine, params, on_progress=on_progress)
     _print(found, as_json)
 
@@ -78,7 +67,7 @@ def build(
 @app.command("drop")
 def drop() -> None:
     """Drop the index: method 'ann' is refused until it is built again; ingestion gets faster."""
-    with _platform() as platform:
+    with platform_at_head() as platform:
         existed = ann_index.drop(platform.engine)
     console.print("image index dropped" if existed else "there was no image index")
 

@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from asifdb.context import Platform
+from asifdb.context import Platform, platform_at_head
 from asifdb.services import curation
-from asifdb.settings import get_settings
 
 app = typer.Typer(help="Curation: mismatched captions, near-duplicates, harmful pairs; act.")
 ACTOR = "cli"
@@ -31,18 +30,8 @@ Offset = Annotated[int, typer.Option(min=0, help="Rows to skip (the page's start
 
 
 @contextmanager
-def _platform() -> Iterator[Platform]:
-    platform = Platform(get_settings())
-    try:
-        platform.require_schema()
-        yield platform
-    finally:
-        platform.close()
-
-
-@contextmanager
 def _session() -> Iterator[tuple[Platform, Session]]:
-    with _platform() as platform, platform.sessions.begin() as session:
+    with platform_at_head() as platform, platform.sessions.begin() as session:
         yield platform, session
 
 

@@ -3,6 +3,8 @@
 Adapters (CLI, API, UI, workers) build one `Platform` and hand its parts to services.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,7 +17,7 @@ from asifdb.db import embedded, schema
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
 from asifdb.encoders import get_encoder
 from asifdb.services.model import Encoders
-from asifdb.settings import Settings
+from asifdb.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # torch: imported by the processes that query, not by every CLI command
     from asifdb.anchors.live import LiveModel
@@ -75,3 +77,15 @@ class Platform:
             self.engine.dispose()
         if self._started_embedded and not keep_server:
             embedded.stop(self.settings.pgdata)
+
+
+@contextmanager
+def platform_at_head() -> Iterator[Platform]:
+    """The configured platform, its schema checked at head; closed on exit (an embedded
+    server this process started is stopped)."""
+    platform = Platform(get_settings())
+    try:
+        platform.require_schema()
+        yield platform
+    finally:
+        platform.close()

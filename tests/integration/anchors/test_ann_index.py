@@ -2,9 +2,7 @@
 the approximate path, dropped again; and the `asifdb ann` commands around it."""
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from asifdb.anchors.ann import HnswTopK
 from asifdb.db import schema
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, License, Pair
 from asifdb.errors import Conflict, InvalidInput
+from tests.samples import asifdb_cli
 
 N_PAIRS = 400
 
@@ -149,15 +148,7 @@ def test_bad_build_parameters_are_refused_before_anything_runs(
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": db_url, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "asifdb.cli", "ann", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return asifdb_cli("ann", *args, database_url=db_url, timeout=120)
 
 
 def test_the_ann_commands(engine: Engine, db_url: str) -> None:

@@ -1,10 +1,8 @@
 """`asifdb eval` against a real database holding real pairs: accuracy, per class, JSON, errors."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +12,13 @@ from asifdb.context import Platform
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from benchmarks.results.anchors_db import ingest
-from tests.samples import tiny_shard
+from tests.samples import asifdb_cli, tiny_shard
 
 PAIRS = 120
 
 
 def run(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "asifdb.cli", "eval", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return asifdb_cli("eval", *args, database_url=database_url, data_dir=data_dir)
 
 
 @pytest.fixture
