@@ -100,16 +100,22 @@ def ingest_cifar_folders(platform: "Platform", source: Path, licence: str) -> No
     )
 
 
-def asifdb_cli(
-    *args: str, database_url: str, data_dir: Path | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """`asifdb ARGS...` in a child process on that database (offline), its output captured."""
+def cli_env(database_url: str, data_dir: Path | None = None) -> dict[str, str]:
+    """This process's environment pointed at that database (and data folder), offline."""
     env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
+    return env
+
+
+def asifdb_cli(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`asifdb ARGS...` in a child process from the repository root, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "asifdb.cli", *args],
         env=env,
+        cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
         timeout=timeout,

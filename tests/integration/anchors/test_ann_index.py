@@ -14,7 +14,7 @@ from asifdb.anchors.ann import HnswTopK
 from asifdb.db import schema
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, License, Pair
 from asifdb.errors import Conflict, InvalidInput
-from tests.samples import asifdb_cli
+from tests.samples import asifdb_cli, cli_env
 
 N_PAIRS = 400
 
@@ -148,7 +148,7 @@ def test_bad_build_parameters_are_refused_before_anything_runs(
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return asifdb_cli("ann", *args, database_url=db_url, timeout=120)
+    return asifdb_cli("ann", *args, env=cli_env(db_url), timeout=120)
 
 
 def test_the_ann_commands(engine: Engine, db_url: str) -> None:

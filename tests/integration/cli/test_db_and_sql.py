@@ -1,21 +1,15 @@
 """The `asifdb` command against real databases: db upgrade/check, read-only sql, bad config."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ASIFDB = [sys.executable, "-m", "asifdb.cli"]
+from tests.samples import asifdb_cli, cli_env
 
 
 def run(*args: str, database_url: str | None, data_dir: Path | None = None):  # noqa: ANN201
-    env = {**os.environ, "DATABASE_URL": database_url or ""}
-    if data_dir is not None:
-        env["DATA_DIR"] = str(data_dir)
-    return subprocess.run([*ASIFDB, *args], env=env, capture_output=True, text=True, timeout=120)
+    return asifdb_cli(*args, env=cli_env(database_url or "", data_dir), timeout=120)
 
 
 def test_db_check_names_the_fix_then_upgrade_brings_it_to_head(empty_db_url: str) -> None:

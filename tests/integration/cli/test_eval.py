@@ -12,13 +12,13 @@ from asifdb.context import Platform
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from benchmarks.results.anchors_db import ingest
-from tests.samples import asifdb_cli, tiny_shard
+from tests.samples import asifdb_cli, cli_env, tiny_shard
 
 PAIRS = 120
 
 
 def run(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return asifdb_cli("eval", *args, database_url=database_url, data_dir=data_dir)
+    return asifdb_cli("eval", *args, env=cli_env(database_url, data_dir))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from asifdb.db.session import make_engine
 from asifdb.errors import ConfigError, Conflict
 from asifdb.services import ingestion, licences, reencode
 from asifdb.services.model import Encoders
-from tests.samples import copy_samples
+from tests.samples import asifdb_cli, copy_samples
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -251,14 +251,7 @@ def test_the_cli_reencodes_through_a_real_worker(
     env.pop("REDIS_URL", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "asifdb.cli", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return asifdb_cli(*args, env=env, timeout=600)
 
     source = _source(tmp_path / "wds", shared_data, 12)
     worker = subprocess.Popen(

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from asifdb.db.session import make_engine
-from tests.samples import copy_samples
+from tests.samples import asifdb_cli, copy_samples
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -49,14 +49,7 @@ def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asifdb.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return asifdb_cli(*args, env=env, timeout=600)
 
 
 def _counts(db_url: str, job_id: int) -> tuple[str, int]:
