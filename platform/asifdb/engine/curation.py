@@ -2,6 +2,7 @@
 and each anchor's value on a labelled set. Arrays in, arrays out; services/curation.py calls it.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,16 +35,91 @@ def leave_one_out(
 
 
 @dataclass(frozen=True)
+class Alignment:
+    """The collection's own alignment of its two modalities: regularised canonical correlation
+    analysis of the pairs' image and caption embeddings (no labels, no training loop).
+
+    image, caption: (d_image, r) and (d_caption, r) float64 projections, each column scaled by
+    its canonical correlation; image_mean, caption_mean: what is subtracted first. Projected
+    rows (`project`) are unit float32: images of one kind lie closer together in it than in the
+    encoder's space (the caption side tells what "one kind" is), which is what a mismatch score
+    needs. correlations: (r,) the canonical correlations, largest first.
+    """
+
+    image: np.ndarray
+    caption: np.ndarray
+    image_mean: np.ndarray
+    caption_mean: np.ndarray
+    correlations: np.ndarray
+
+    def project(self, rows: np.ndarray, side: str, chunk: int = 65_536) -> np.ndarray:
+        """(n, d) embeddings of `side` ("image" or "caption") -> (n, r) unit float32 rows,
+        C-contiguous; converted `chunk` rows at a time (no float64 copy of all of them)."""
+        matrix, mean = (
+            (self.image, self.image_mean) if side == "image" else (self.caption, self.caption_mean)
+        )
+        out = np.empty((len(rows), matrix.shape[1]), dtype=np.float32)
+        for start in range(0, len(rows), chunk):
+            part = (np.asarray(rows[start : start + chunk], dtype=np.float64) - mean) @ matrix
+            part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+            out[start : start + chunk] = part
+        return out
+
+
+def align(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], rank: int = 256, regularisation: float = 0.1
+) -> Alignment:
+    """Fit an `Alignment` from (image (m, d_i), caption (m, d_c)) chunks of the same pairs.
+
+    Streams: only the sums and Gram matrices are kept (d_i^2 + d_c^2 + d_i d_c float64), so
+    memory does not grow with the number of pairs. `regularisation` is added to each side's
+    covariance as that fraction of its mean variance (the fit needs far more pairs than
+    dimensions; the caller decides when there are enough).
+    """
+    n = 0
+    for image, caption in chunks:
+        x, y = np.asarray(image, dtype=np.float64), np.asarray(caption, dtype=np.float64)
+        if n == 0:
+            sx, sy = np.zeros(x.shape[1]), np.zeros(y.shape[1])
+            cxx, cyy = np.zeros((x.shape[1],) * 2), np.zeros((y.shape[1],) * 2)
+            cxy = np.zeros((x.shape[1], y.shape[1]))
+        n += len(x)
+        sx += x.sum(0)
+        sy += y.sum(0)
+        cxx += x.T @ x
+        cyy += y.T @ y
+        cxy += x.T @ y
+    if n < 2:
+        raise ValueError(f"{n} pairs: an alignment needs at least 2")
+    mx, my = sx / n, sy / n
+    cxx = cxx / n - np.outer(mx, mx)
+    cyy = cyy / n - np.outer(my, my)
+    cxy = cxy / n - np.outer(mx, my)
+    wx, wy = _inverse_sqrt(cxx, regularisation), _inverse_sqrt(cyy, regularisation)
+    u, s, vt = np.linalg.svd(wx @ cxy @ wy, full_matrices=False)
+    r = min(rank, len(s))
+    return Alignment(
+        (wx @ u[:, :r]) * s[:r], (wy @ vt[:r].T) * s[:r], mx, my, s[:r].astype(np.float64)
+    )
+
+
+def _inverse_sqrt(covariance: np.ndarray, regularisation: float) -> np.ndarray:
+    ridge = regularisation * float(np.mean(np.diag(covariance)))
+    values, vectors = np.linalg.eigh(covariance + ridge * np.eye(len(covariance)))
+    return (vectors * np.maximum(values, 1e-12) ** -0.5) @ vectors.T
+
+
+@dataclass(frozen=True)
 class Fit:
     """How well each pair's caption fits its image among the other pairs of its batch.
 
     score: (n,) float32 ASIF score of the pair's image with its own caption (leave-one-out).
     rank: (n,) int64, 1 + how many other captions of the batch score higher with the image.
     margin: (n,) float32, own score minus the best other caption's score (< 0: not the best).
-    fit: (n,) float32, the order of the mismatch list (lowest first): the mean of two
-        z-scores of the own score, among the image's scores with every caption of the batch
-        and among the caption's scores with every image of the batch. Both sides count, so a
-        caption that scores high with everything (or an image that does) is not trusted.
+    fit: (n,) float32, the order of the mismatch list (lowest first): the z-score of the own
+        score among the caption's scores with every image of the batch, so a caption that
+        scores high with every image is not trusted. (The image side's z-score was measured
+        too and lowers the AUC: docs/results-curation.md.)
     """
 
     score: np.ndarray
@@ -69,16 +145,12 @@ def fit(image_rep: SparseRep, caption_rep: SparseRep) -> Fit:
     rank = 1 + np.sum(others > own[:, None], axis=1)
     margin = own - np.nanmax(others, axis=1)
 
-    def z(axis: int) -> np.ndarray:
-        mean = np.nanmean(others, axis=axis)
-        std = np.nanstd(others, axis=axis)
-        return (own - mean) / np.maximum(std, 1e-9)
-
+    z = (own - np.nanmean(others, axis=0)) / np.maximum(np.nanstd(others, axis=0), 1e-9)
     return Fit(
         own.astype(np.float32),
         rank.astype(np.int64),
         margin.astype(np.float32),
-        ((z(1) + z(0)) / 2).astype(np.float32),
+        z.astype(np.float32),
     )
 
 

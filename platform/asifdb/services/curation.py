@@ -29,6 +29,14 @@ FIT_BATCH = 1024
 # 2x resize 0.98) is above it, while 99 % of images have their nearest other image below 0.84:
 # at 0.86, 96 % of inserted copies are grouped with their original and 88 of the 20,000
 # originals have a neighbour above it.
+# Mismatches are scored in the collection's own alignment of its two modalities (regularised
+# CCA, engine.curation.align) once it has this many pairs per embedding dimension (6,656 pairs
+# for the default encoders): a fit on fewer pairs than that learns the pairs, not the
+# modalities. Below it, the encoders' spaces are used as they are. On the default collection
+# the alignment lifts the list's ROC AUC on swapped captions from 0.963 to 0.974
+# (docs/results-curation.md).
+ALIGN_PAIRS_PER_DIMENSION = 4
+ALIGN_RANK = 256
 DUPLICATE_THRESHOLD = 0.86
 DUPLICATE_NEIGHBOURS = 8
 WHAT_IF_COUNTS = (0, 10, 25, 50, 100, 200)
@@ -102,20 +110,50 @@ def refresh_fit(
             session.execute(text("SELECT pair_id FROM pair_fit")).scalars(), dtype=np.int64
         )
         targets = np.flatnonzero(~np.isin(ids, scored))
+    aligned = False
     if len(targets):
-        _score(session, view, live, targets, k=min(k, n - 1), p=p, batch=batch, seed=seed)
+        image, caption, aligned = _fit_spaces(view)
+        _score(
+            session,
+            view,
+            live,
+            image,
+            caption,
+            targets,
+            k=min(k, n - 1),
+            p=p,
+            batch=batch,
+            seed=seed,
+        )
     return {
         "model_version": view.version,
         "usable_pairs": n,
         "scored": int(len(targets)),
+        "aligned": aligned,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _fit_spaces(view: View, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The view's image and caption rows in which fit is scored, and whether they are the
+    collection's alignment (enough pairs for it) rather than the encoders' own spaces."""
+    image, caption = view.image_anchors(), view.text_anchors()
+    n = len(image)
+    if n < ALIGN_PAIRS_PER_DIMENSION * (image.shape[1] + caption.shape[1]):
+        return image, caption, False
+    alignment = math.align(
+        ((image[s : s + chunk], caption[s : s + chunk]) for s in range(0, n, chunk)),
+        rank=ALIGN_RANK,
+    )
+    return alignment.project(image, "image"), alignment.project(caption, "caption"), True
 
 
 def _score(
     session: Session,
     view: View,
     live: LiveModel,
+    image: np.ndarray,
+    caption: np.ndarray,
     targets: np.ndarray,
     *,
     k: int,
@@ -124,7 +162,6 @@ def _score(
     seed: int,
 ) -> None:
     n = int(view.rows.size)
-    image, caption = view.image_anchors(), view.text_anchors()
     image_index, caption_index = _index(image, live), _index(caption, live)
     rng = np.random.default_rng(seed)
     order = rng.permutation(targets)

@@ -100,3 +100,69 @@ def test_values_credit_correct_predictions_and_debit_wrong_ones() -> None:
         expected += sign * image_rep.dense()[i] * caption_rep.dense()[c]
         assert values.predicted[i] == np.argmax(scores[i])
     np.testing.assert_allclose(values.value, expected, atol=1e-6)
+
+
+def _dense_cca(x: np.ndarray, y: np.ndarray, regularisation: float) -> np.ndarray:
+    """Canonical correlations of x and y from the textbook definition (whole matrices)."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    cxx, cyy, cxy = xc.T @ xc / len(x), yc.T @ yc / len(y), xc.T @ yc / len(x)
+    cxx += regularisation * np.trace(cxx) / len(cxx) * np.eye(len(cxx))
+    cyy += regularisation * np.trace(cyy) / len(cyy) * np.eye(len(cyy))
+    m = np.linalg.solve(cxx, cxy) @ np.linalg.solve(cyy, cxy.T)
+    return np.sqrt(np.clip(np.sort(np.linalg.eigvals(m).real)[::-1], 0, None))
+
+
+def _pairs_sharing_a_concept(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Images and captions of 8 concepts, each seeing its concept through its own random map,
+    buried under stronger noise of its own in most dimensions (as encoders' spaces are)."""
+    concept = rng.integers(0, 8, n)
+    latent = rng.normal(size=(8, 6))[concept]
+    image = latent @ rng.normal(size=(6, 48)) + 2.0 * rng.normal(size=(n, 48))
+    caption = latent @ rng.normal(size=(6, 24)) + 2.0 * rng.normal(size=(n, 24))
+    return concept, engine.normalise(image), engine.normalise(caption)
+
+
+def test_alignment_streams_to_the_dense_canonical_correlations() -> None:
+    _, image, caption = _pairs_sharing_a_concept(np.random.default_rng(3), 3000)
+    whole = curation.align([(image, caption)], rank=10)
+    streamed = curation.align(
+        ((image[s : s + 700], caption[s : s + 700]) for s in range(0, 3000, 700)), rank=10
+    )
+    np.testing.assert_allclose(streamed.correlations, whole.correlations, rtol=1e-9)
+    np.testing.assert_allclose(whole.correlations, _dense_cca(image, caption, 0.1)[:10], rtol=1e-6)
+    for side, rows in (("image", image), ("caption", caption)):
+        out = streamed.project(rows, side, chunk=256)
+        assert out.shape == (3000, 10) and out.dtype == np.float32 and out.flags.c_contiguous
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-6)
+        np.testing.assert_allclose(out, whole.project(rows, side), atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        curation.align([(image[:1], caption[:1])])
+
+
+def test_swapped_captions_stand_out_more_in_the_alignment_than_in_the_encoders_spaces() -> None:
+    rng = np.random.default_rng(4)
+    concept, image, caption = _pairs_sharing_a_concept(rng, 2000)
+    chosen = rng.choice(2000, 100, replace=False)
+    a, b = chosen[:50], chosen[50:]
+    caption[a], caption[b] = caption[b], caption[a].copy()
+    # A swap within one concept leaves a fitting caption: only the others are mismatches.
+    swapped = np.zeros(2000, dtype=bool)
+    swapped[chosen] = concept[chosen] != concept[np.r_[b, a]]
+
+    def found(image_rows: np.ndarray, caption_rows: np.ndarray) -> int:
+        own = np.arange(2000)
+        fits = np.empty(2000)
+        for part in np.array_split(own, 4):
+            image_rep = curation.leave_one_out(
+                engine.ExactTopK(image_rows), image_rows[part], part, 50, 8.0, 2000
+            )
+            caption_rep = curation.leave_one_out(
+                engine.ExactTopK(caption_rows), caption_rows[part], part, 50, 8.0, 2000
+            )
+            fits[part] = curation.fit(image_rep, caption_rep).fit
+        return int(swapped[np.argsort(fits)[: swapped.sum()]].sum())
+
+    alignment = curation.align([(image, caption)], rank=6)
+    raw = found(image, caption)
+    aligned = found(alignment.project(image, "image"), alignment.project(caption, "caption"))
+    assert aligned > raw + 5, (raw, aligned, int(swapped.sum()))
