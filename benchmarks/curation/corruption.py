@@ -2,14 +2,16 @@
 (under their own licence) found by the mismatch list; near-duplicates inserted and grouped;
 harmful pairs found on half of CIFAR-10 test and rejected in a dry run, measured on the other half.
 
-    flock /tmp/asifdb-bench.lock .venv/bin/python -m benchmarks.curation.corruption
+    flock /tmp/asifdb-bench.lock .venv/bin/python -m benchmarks.curation.corruption [--mismatch]
 
-Writes benchmarks/results/out/curation.json and docs/img/results-curation.png.
+Writes benchmarks/results/out/curation.json and docs/img/results-curation.png; with
+`--mismatch`, only the swapped captions and their revocation (curation_mismatch.json).
 """
 
 import io
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -221,6 +223,16 @@ def _value(platform: Platform) -> dict:
         )
 
 
+def run_mismatch(platform: Platform) -> runner.Result:
+    """Section 1 alone: swapped captions, the mismatch list, and its revocation."""
+    swap = _swap(platform)
+    result: runner.Result = {"same_class_swaps": swap["same_class_swaps"]}
+    result["mismatch"] = _mismatch(platform, swap["swapped"])
+    log.info("mismatch %s", {k: v for k, v in result["mismatch"].items() if "auc" in k})
+    result["revoke"] = _after_revoke(platform, swap["swapped"])
+    return result
+
+
 def run(platform: Platform) -> runner.Result:
     swap = _swap(platform)
     result: runner.Result = {"same_class_swaps": swap["same_class_swaps"]}
@@ -257,4 +269,7 @@ def plot(result: runner.Result, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    runner.main("curation", run, plot)
+    if "--mismatch" in sys.argv[1:]:
+        runner.main("curation_mismatch", run_mismatch)
+    else:
+        runner.main("curation", run, plot)

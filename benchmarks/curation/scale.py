@@ -1,5 +1,6 @@
 """Curation's cost as the collection grows, on synthetic unit embeddings (1280-d images, 384-d
-captions): one fit batch and one near-duplicate batch at N anchors; peak memory of the process.
+captions): one fit batch and one near-duplicate batch at N anchors, the alignment (fit, projection)
+and one fit batch in it; peak memory of the process.
 
     EXACT_SCAN=auto .venv/bin/python -m benchmarks.curation.scale 100000 1000000
 
@@ -21,7 +22,12 @@ import numpy as np
 from asifdb import engine
 from asifdb.anchors.live import scan_dtypes
 from asifdb.engine import curation
-from asifdb.services.curation import DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, FIT_BATCH
+from asifdb.services.curation import (
+    DUPLICATE_NEIGHBOURS,
+    DUPLICATE_THRESHOLD,
+    FIT_BATCH,
+    fit_alignment,
+)
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -48,6 +54,21 @@ def measure(n: int, k: int = 800, p: float = 8.0) -> dict:
         image_index, image[own], own, DUPLICATE_THRESHOLD, DUPLICATE_NEIGHBOURS
     )
     dup_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    alignment = fit_alignment(image, caption, seed=0)
+    align_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    aligned = alignment.project(image, "image"), alignment.project(caption, "caption")
+    project_seconds = time.perf_counter() - started
+    indexes = [engine.ExactTopK.of_unit_rows(a, ids=np.arange(n), scan_dtype=scan) for a in aligned]
+    started = time.perf_counter()
+    curation.fit(
+        *(
+            curation.leave_one_out(i, a[members], members, k, p, n)
+            for i, a in zip(indexes, aligned, strict=True)
+        )
+    )
+    aligned_fit_seconds = time.perf_counter() - started
     return {
         "anchors": n,
         "scan": str(scan),
@@ -58,6 +79,10 @@ def measure(n: int, k: int = 800, p: float = 8.0) -> dict:
         "duplicate_batch_seconds": round(dup_seconds, 2),
         # The indexes share the rows (of_unit_rows): their nbytes include them.
         "anchor_bytes": int(image_index.nbytes + caption_index.nbytes),
+        "align_seconds": round(align_seconds, 2),
+        "project_seconds": round(project_seconds, 2),
+        "aligned_fit_batch_seconds": round(aligned_fit_seconds, 2),
+        "aligned_index_bytes": int(sum(i.nbytes for i in indexes)),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 

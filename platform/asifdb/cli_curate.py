@@ -59,8 +59,9 @@ def fit(
             full=full,
         )
     console.print(
-        f"scored {result['scored']} of {result['usable_pairs']} usable pairs "
-        f"(model version {result['model_version']}, {result['seconds']} s)"
+        f"scored {result['scored']} of {result['usable_pairs']} usable pairs in "
+        f"{curation.SPACES[result['aligned']]} (model version {result['model_version']}, "
+        f"{result['seconds']} s)"
     )
 
 

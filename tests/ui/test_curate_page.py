@@ -14,7 +14,7 @@ def test_score_list_reject_and_the_pair_leaves_the_model(ui: Ui) -> None:
     at = ui.app("steward", "pages/curate.py")
     labelled(at.button, "Score new pairs").click().run()
     assert not at.exception, at.exception
-    assert "Scored 120 pairs." in at.success[0].value
+    assert "Scored 120 pairs in the encoders' spaces." in at.success[0].value
     rows = _mismatches(at)
     assert len(rows) == 20, [len(d.value) for d in at.dataframe]
     fits = [r["fit"] for r in rows]

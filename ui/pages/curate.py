@@ -66,7 +66,9 @@ def _mismatches() -> None:
             done = curation.refresh_fit(
                 session, live=platform.live, k=platform.settings.k, p=platform.settings.p
             )
-            st.session_state["curate.done"] = f"Scored {done['scored']} pairs."
+            st.session_state["curate.done"] = (
+                f"Scored {done['scored']} pairs in {curation.SPACES[done['aligned']]}."
+            )
         _rerun_if_done()
     limit, offset = _pager("mismatches")
     with platform.sessions() as session:

@@ -37,6 +37,11 @@ FIT_BATCH = 1024
 # (docs/results-curation.md).
 ALIGN_PAIRS_PER_DIMENSION = 4
 ALIGN_RANK = 256
+# The alignment is fitted on at most this many pairs (a random sample past it): 120 pairs a
+# dimension is ample for the statistics, and it keeps a refresh of a few new pairs at 1M from
+# paying for a pass over every pair's Gram matrix (projecting them is the O(N) part left).
+ALIGN_SAMPLE = 200_000
+SPACES = {True: "the collection's alignment", False: "the encoders' spaces"}
 DUPLICATE_THRESHOLD = 0.86
 DUPLICATE_NEIGHBOURS = 8
 WHAT_IF_COUNTS = (0, 10, 25, 50, 100, 200)
@@ -112,7 +117,7 @@ def refresh_fit(
         targets = np.flatnonzero(~np.isin(ids, scored))
     aligned = False
     if len(targets):
-        image, caption, aligned = _fit_spaces(view)
+        image, caption, aligned = _fit_spaces(view, seed=seed)
         _score(
             session,
             view,
@@ -134,18 +139,27 @@ def refresh_fit(
     }
 
 
-def _fit_spaces(view: View, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, bool]:
+def _fit_spaces(view: View, *, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The view's image and caption rows in which fit is scored, and whether they are the
     collection's alignment (enough pairs for it) rather than the encoders' own spaces."""
     image, caption = view.image_anchors(), view.text_anchors()
-    n = len(image)
-    if n < ALIGN_PAIRS_PER_DIMENSION * (image.shape[1] + caption.shape[1]):
+    if len(image) < ALIGN_PAIRS_PER_DIMENSION * (image.shape[1] + caption.shape[1]):
         return image, caption, False
-    alignment = math.align(
-        ((image[s : s + chunk], caption[s : s + chunk]) for s in range(0, n, chunk)),
-        rank=ALIGN_RANK,
-    )
+    alignment = fit_alignment(image, caption, seed=seed)
     return alignment.project(image, "image"), alignment.project(caption, "caption"), True
+
+
+def fit_alignment(
+    image: np.ndarray, caption: np.ndarray, *, seed: int, chunk: int = 65_536
+) -> math.Alignment:
+    """The alignment of the pairs' (n, d) image and caption rows, fitted on all of them or on a
+    random ALIGN_SAMPLE of them, `chunk` rows at a time."""
+    n = len(image)
+    sample = np.arange(n)
+    if n > ALIGN_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, ALIGN_SAMPLE, replace=False))
+    parts = (sample[s : s + chunk] for s in range(0, len(sample), chunk))
+    return math.align(((image[rows], caption[rows]) for rows in parts), rank=ALIGN_RANK)
 
 
 def _score(

@@ -27,7 +27,7 @@ def test_fit_list_reject_restore(seeded: Seeded, tmp_path: Path) -> None:
 
     scored = run("fit")
     assert scored.returncode == 0, scored.stderr
-    assert "scored 65 of 65 usable pairs" in scored.stdout
+    assert "scored 65 of 65 usable pairs in the encoders' spaces" in scored.stdout
     listed = run("mismatches", "--limit", "5", "--json")
     items = json.loads(listed.stdout)["items"]
     noisy = [str(r["pair_id"]) for r in items if r["licence"] == NOISY]

@@ -1,11 +1,12 @@
 """engine/curation.py against plain dense definitions: leave-one-out, fit, duplicate groups,
-keepers and anchor values."""
+keepers, anchor values and the modalities' alignment (and the service's sampled fit of it)."""
 
 import numpy as np
 import pytest
 
 from asifdb import engine
 from asifdb.engine import curation
+from asifdb.services.curation import ALIGN_SAMPLE, fit_alignment
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -166,3 +167,11 @@ def test_swapped_captions_stand_out_more_in_the_alignment_than_in_the_encoders_s
     raw = found(image, caption)
     aligned = found(alignment.project(image, "image"), alignment.project(caption, "caption"))
     assert aligned > raw + 5, (raw, aligned, int(swapped.sum()))
+
+
+def test_a_large_collection_is_aligned_on_a_sample_that_agrees_with_all_of_it() -> None:
+    _, image, caption = _pairs_sharing_a_concept(np.random.default_rng(5), ALIGN_SAMPLE + 50_000)
+    sampled = fit_alignment(image, caption, seed=0)
+    whole = curation.align([(image, caption)], rank=len(sampled.correlations))
+    assert not np.allclose(sampled.correlations, whole.correlations, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(sampled.correlations[:6], whole.correlations[:6], atol=0.01)
