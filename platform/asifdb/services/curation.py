@@ -24,11 +24,6 @@ MAX_PAGE = 500
 # Pairs compared with each other at once: each pair's caption is ranked among the other
 # captions of its batch (a random sample of the collection); memory is BATCH^2 scores.
 FIT_BATCH = 1024
-# Image cosine at or above which two pairs are near-duplicates. On the 20,000-pair default
-# collection (docs/results-curation.md) the median copy (re-encoded JPEG 0.92, 90 % crop 0.90,
-# 2x resize 0.98) is above it, while 99 % of images have their nearest other image below 0.84:
-# at 0.86, 96 % of inserted copies are grouped with their original and 88 of the 20,000
-# originals have a neighbour above it.
 # Mismatches are scored in the collection's own alignment of its two modalities (regularised
 # CCA, engine.curation.align) once it has this many pairs per embedding dimension (19,968 for
 # the default encoders). The alignment is fitted on the pairs it scores, and on fewer pairs it
@@ -43,6 +38,11 @@ ALIGN_RANK = 256
 # paying for a pass over every pair's Gram matrix (projecting them is the O(N) part left).
 ALIGN_SAMPLE = 200_000
 SPACES = {True: "the collection's alignment", False: "the encoders' spaces"}
+# Image cosine at or above which two pairs are near-duplicates. On the 20,000-pair default
+# collection (docs/results-curation.md) the median copy (re-encoded JPEG 0.92, 90 % crop 0.90,
+# 2x resize 0.98) is above it, while 99 % of images have their nearest other image below 0.84:
+# at 0.86, 96 % of inserted copies are grouped with their original and 88 of the 20,000
+# originals have a neighbour above it.
 DUPLICATE_THRESHOLD = 0.86
 DUPLICATE_NEIGHBOURS = 8
 WHAT_IF_COUNTS = (0, 10, 25, 50, 100, 200)
