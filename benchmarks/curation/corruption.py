@@ -82,7 +82,7 @@ def _swap(platform: Platform, seed: int = 0) -> dict:
 def _mismatch(platform: Platform, swapped: list[int]) -> dict:
     started = time.perf_counter()
     with platform.sessions.begin() as session:
-        refreshed = curation.refresh_fit(session, live=platform.live, k=800, p=8.0)
+        refreshed = curation.refresh_fit(session, live=platform.live)
     seconds = time.perf_counter() - started
     with platform.sessions() as session:
         rows = session.execute(

@@ -46,21 +46,24 @@ def _short(caption: str, width: int = 60) -> str:
 @app.command("fit")
 def fit(
     full: Annotated[bool, typer.Option(help="Score every usable pair again.")] = False,
-    k: Annotated[int | None, typer.Option(min=1)] = None,
-    p: Annotated[float | None, typer.Option(min=1)] = None,
+    k: Annotated[int | None, typer.Option(min=1, help="Anchors kept (default: FIT_K).")] = None,
+    p: Annotated[
+        float | None, typer.Option(min=1, help="Exponent (default: FIT_P of the space).")
+    ] = None,
 ) -> None:
     """Score how well each caption fits its image (new pairs only, unless --full)."""
     with _session() as (platform, session):
         result = curation.refresh_fit(
             session,
             live=platform.live,
-            k=k or platform.settings.k,
-            p=p or platform.settings.p,
+            k=k,
+            p=p,
             full=full,
         )
     console.print(
         f"scored {result['scored']} of {result['usable_pairs']} usable pairs in "
-        f"{curation.SPACES[result['aligned']]} (model version {result['model_version']}, "
+        f"{curation.SPACES[result['aligned']]}, k = {result['k']}, p = {result['p']:g} "
+        f"(model version {result['model_version']}, "
         f"{result['seconds']} s)"
     )
 

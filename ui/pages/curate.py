@@ -63,9 +63,7 @@ def _mismatches() -> None:
     if st.button("Score new pairs", disabled=not runtime.may(_ACT)):
         with runtime.reported(), platform.sessions.begin() as session:
             runtime.principal().require(_ACT)
-            done = curation.refresh_fit(
-                session, live=platform.live, k=platform.settings.k, p=platform.settings.p
-            )
+            done = curation.refresh_fit(session, live=platform.live)
             st.session_state["curate.done"] = (
                 f"Scored {done['scored']} pairs in {curation.SPACES[done['aligned']]}."
             )

@@ -5,6 +5,7 @@ Called by `asifdb curate`, `/v1/curation/...` and the Curate page. The math is e
 """
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,20 @@ MAX_PAGE = 500
 # captions of its batch (a random sample of the collection); memory is BATCH^2 scores.
 FIT_BATCH = 1024
 # Mismatches are scored in the collection's own alignment of its two modalities (regularised
-# CCA, engine.curation.align) once it has this many pairs per embedding dimension (19,968 for
+# CCA, engine.curation.align) once it has this many pairs per embedding dimension (11,648 for
 # the default encoders). The alignment is fitted on the pairs it scores, and on fewer pairs it
 # learns them rather than the modalities: measured on subsets of the default collection with
-# 5 % swapped captions, it loses to the encoders' spaces at 7,000 pairs (AUC 0.937 vs 0.967) and
-# 10,000 (0.956 vs 0.966) and wins at 20,000 (0.974 vs 0.966; through the platform 0.977):
-# docs/results-curation.md. Below it, the encoders' spaces are used as they are.
-ALIGN_PAIRS_PER_DIMENSION = 12
+# 5 % swapped captions (AUC, encoders' spaces -> alignment), it loses at 7,000 pairs (0.967 ->
+# 0.947) and 10,000 (0.966 -> 0.960) and wins from 11,648 (0.964 -> 0.970) on; at 20,000,
+# 0.966 -> 0.977-0.981 (docs/results-curation.md). Below it, the encoders' spaces as they are.
+# (Fitting it out of fold, each pair scored in an alignment fitted without it, was measured
+# too and loses: 0.964 at 20,000.)
+ALIGN_PAIRS_PER_DIMENSION = 7
+# fit's k and p where the caller sets none: p = 8 in the encoders' spaces (the model's default;
+# p = 4 is no better there), p = 4 in the alignment, whose cosines spread wider: at 20,000
+# pairs p = 3.5 to 5 give 0.977 where p = 8 gives 0.974 and p = 16 0.956.
+FIT_K = 800
+FIT_P = {False: 8.0, True: 4.0}
 ALIGN_RANK = 256
 # The alignment is fitted on at most this many pairs (a random sample past it): 120 pairs a
 # dimension is ample for the statistics, and it keeps a refresh of a few new pairs at 1M from
@@ -88,27 +96,30 @@ def refresh_fit(
     session: Session,
     *,
     live: LiveModel,
-    k: int = 800,
-    p: float = 8.0,
+    k: int | None = None,
+    p: float | None = None,
     full: bool = False,
     batch: int = FIT_BATCH,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Score how well each usable pair's caption fits its image, leave-one-out, in the
-    collection's alignment of its modalities once it is large enough (`aligned` in the result).
+    collection's alignment of its modalities once it is large enough (`aligned` in the result),
+    with k and p as given or else FIT_K and the space's FIT_P (both in the result).
 
     Incremental: only usable pairs without a score are scored (new pairs, or every pair with
     `full`), each in a batch filled up with randomly chosen scored pairs to compare with; the
     other scores keep the model version they were computed at (`fit_status` says how far the
     model has moved since). Each row is written in this transaction.
     """
-    _check(k, p)
+    _check(FIT_K if k is None else k, FIT_P[False] if p is None else p)
     if batch < 3:
         raise InvalidInput(f"batch = {batch}: use at least 3")
     started = time.perf_counter()
     view = _view(session, live, least=3)
     ids = view.pair_ids
     n = len(ids)
+    aligned = aligns(n, view.anchors.image.shape[1] + view.anchors.text.shape[1])
+    k, p = FIT_K if k is None else k, FIT_P[aligned] if p is None else p
     if full:
         session.execute(text("DELETE FROM pair_fit"))
         targets = np.arange(n)
@@ -117,81 +128,65 @@ def refresh_fit(
             session.execute(text("SELECT pair_id FROM pair_fit")).scalars(), dtype=np.int64
         )
         targets = np.flatnonzero(~np.isin(ids, scored))
-    aligned = False
     if len(targets):
-        image, caption, aligned = _fit_spaces(view, seed=seed)
-        _score(
-            session,
-            view,
-            live,
-            image,
-            caption,
-            targets,
-            k=min(k, n - 1),
-            p=p,
-            batch=batch,
-            seed=seed,
-        )
+        image, caption = fit_spaces(view.image_anchors(), view.text_anchors(), seed=seed)
+        indexes = _index(image, live), _index(caption, live)
+        k_used = min(k, n - 1)
+        fits = fit_batches(*indexes, image, caption, targets, k=k_used, p=p, batch=batch, seed=seed)
+        _write_fit(session, view, fits)
     return {
         "model_version": view.version,
         "usable_pairs": n,
         "scored": int(len(targets)),
         "aligned": aligned,
+        "k": k,
+        "p": p,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
 
-def _fit_spaces(view: View, *, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The view's image and caption rows in which fit is scored, and whether they are the
-    collection's alignment (enough pairs for it) rather than the encoders' own spaces."""
-    image, caption = view.image_anchors(), view.text_anchors()
-    if len(image) < ALIGN_PAIRS_PER_DIMENSION * (image.shape[1] + caption.shape[1]):
-        return image, caption, False
+def aligns(pairs: int, dimensions: int) -> bool:
+    """Whether fit is scored in the collection's alignment: at least ALIGN_PAIRS_PER_DIMENSION
+    pairs for each of the two encoders' dimensions together."""
+    return pairs >= ALIGN_PAIRS_PER_DIMENSION * dimensions
+
+
+def fit_spaces(
+    image: np.ndarray, caption: np.ndarray, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (n, d) image and caption rows as fit is scored in them: projected by the collection's
+    alignment where it `aligns`, else the encoders' own."""
+    if not aligns(len(image), image.shape[1] + caption.shape[1]):
+        return image, caption
     alignment = fit_alignment(image, caption, seed=seed)
-    return alignment.project(image, "image"), alignment.project(caption, "caption"), True
+    return alignment.project(image, "image"), alignment.project(caption, "caption")
 
 
 def fit_alignment(
-    image: np.ndarray, caption: np.ndarray, *, seed: int, chunk: int = 65_536
+    image: np.ndarray,
+    caption: np.ndarray,
+    *,
+    seed: int,
+    without: np.ndarray | None = None,
+    chunk: int = 65_536,
 ) -> math.Alignment:
-    """The alignment of the pairs' (n, d) image and caption rows, fitted on all of them or on a
-    random ALIGN_SAMPLE of them, `chunk` rows at a time."""
-    n = len(image)
-    sample = np.arange(n)
-    if n > ALIGN_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(n, ALIGN_SAMPLE, replace=False))
+    """The alignment of the pairs' (n, d) image and caption rows, fitted on all of them but
+    the indices `without`, or on a random ALIGN_SAMPLE of those, `chunk` rows at a time."""
+    sample = np.arange(len(image))
+    if without is not None:
+        sample = np.setdiff1d(sample, without)
+    if len(sample) > ALIGN_SAMPLE:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(sample, ALIGN_SAMPLE, replace=False))
     parts = (sample[s : s + chunk] for s in range(0, len(sample), chunk))
     return math.align(((image[rows], caption[rows]) for rows in parts), rank=ALIGN_RANK)
 
 
-def _score(
-    session: Session,
-    view: View,
-    live: LiveModel,
-    image: np.ndarray,
-    caption: np.ndarray,
-    targets: np.ndarray,
-    *,
-    k: int,
-    p: float,
-    batch: int,
-    seed: int,
+def _write_fit(
+    session: Session, view: View, fits: Iterator[tuple[np.ndarray, np.ndarray, math.Fit]]
 ) -> None:
-    n = int(view.rows.size)
-    image_index, caption_index = _index(image, live), _index(caption, live)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(targets)
-    for part in np.array_split(order, -(-len(order) // batch)):
-        members = part
-        if len(part) < batch and n > len(part):
-            others = np.setdiff1d(np.arange(n), part, assume_unique=True)
-            take = min(batch - len(part), len(others))
-            members = np.concatenate([part, rng.choice(others, take, replace=False)])
-        if len(members) < 3:
-            continue
-        image_rep = math.leave_one_out(image_index, image[members], members, k, p, n)
-        caption_rep = math.leave_one_out(caption_index, caption[members], members, k, p, n)
-        fit = math.fit(image_rep, caption_rep)
+    """Store `fit_batches`' results, one statement a batch."""
+    for part, members, fit in fits:
         m = len(part)
         session.execute(
             text(
@@ -213,6 +208,37 @@ def _score(
                 "compared": len(members) - 1,
             },
         )
+
+
+def fit_batches(
+    image_index: engine.TopK,
+    caption_index: engine.TopK,
+    image: np.ndarray,
+    caption: np.ndarray,
+    targets: np.ndarray,
+    *,
+    k: int,
+    p: float,
+    batch: int,
+    seed: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray, math.Fit]]:
+    """The fit of the `targets` (indices into the n rows, which the indexes hold as keys 0..n-1)
+    in shuffled batches of `batch`, a short one filled up with random other pairs to compare
+    with: (part of the targets, the batch's members, their fit; the part comes first)."""
+    n = len(image)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(targets)
+    for part in np.array_split(order, -(-len(order) // batch)):
+        members = part
+        if len(part) < batch and n > len(part):
+            others = np.setdiff1d(np.arange(n), part, assume_unique=True)
+            take = min(batch - len(part), len(others))
+            members = np.concatenate([part, rng.choice(others, take, replace=False)])
+        if len(members) < 3:
+            continue
+        image_rep = math.leave_one_out(image_index, image[members], members, k, p, n)
+        caption_rep = math.leave_one_out(caption_index, caption[members], members, k, p, n)
+        yield part, members, math.fit(image_rep, caption_rep)
 
 
 def fit_status(session: Session) -> dict[str, Any]:

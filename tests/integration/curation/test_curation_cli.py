@@ -25,9 +25,9 @@ def test_fit_list_reject_restore(seeded: Seeded, tmp_path: Path) -> None:
             [*ASIFDB, *args], env=env, capture_output=True, text=True, timeout=300
         )
 
-    scored = run("fit")
+    scored = run("fit", "--k", str(K))
     assert scored.returncode == 0, scored.stderr
-    assert "scored 65 of 65 usable pairs in the encoders' spaces" in scored.stdout
+    assert f"scored 65 of 65 usable pairs in the encoders' spaces, k = {K}, p = 8 " in scored.stdout
     listed = run("mismatches", "--limit", "5", "--json")
     items = json.loads(listed.stdout)["items"]
     noisy = [str(r["pair_id"]) for r in items if r["licence"] == NOISY]

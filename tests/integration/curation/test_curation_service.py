@@ -31,7 +31,7 @@ def test_swapped_captions_come_first_and_leave_with_their_licence(
 ) -> None:
     done = _fit(platform)
     assert done["scored"] == done["usable_pairs"] == 60 + 3 + 2
-    # 65 pairs are far too few to fit the modalities' alignment (4 pairs a dimension): the
+    # 65 pairs are far too few to fit the modalities' alignment (ALIGN_PAIRS_PER_DIMENSION): the
     # encoders' own spaces are used.
     assert done["aligned"] is False
 
@@ -77,13 +77,15 @@ def test_near_duplicates_group_the_reencoded_copies_with_their_originals(
     platform: Platform, seeded: Seeded
 ) -> None:
     with platform.sessions.begin() as session:
-        curation.refresh_fit(session, live=platform.live, k=K)
+        scored = curation.refresh_fit(session, live=platform.live, k=K)
         found = curation.refresh_duplicates(session, live=platform.live)
         page = curation.duplicates(session, limit=10)
         shas = {
             r.id: r.image_sha256
             for r in session.execute(text("SELECT id, image_sha256 FROM pairs"))
         }
+    # p left to the service: the encoders' spaces' own.
+    assert (scored["k"], scored["p"]) == (K, curation.FIT_P[False])
     assert found["groups"] == page["total_groups"] == 2
     for group in page["groups"]:
         members = group["pairs"]

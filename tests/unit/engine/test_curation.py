@@ -6,7 +6,13 @@ import pytest
 
 from asifdb import engine
 from asifdb.engine import curation
-from asifdb.services.curation import ALIGN_SAMPLE, fit_alignment
+from asifdb.services.curation import (
+    ALIGN_PAIRS_PER_DIMENSION,
+    ALIGN_SAMPLE,
+    fit_alignment,
+    fit_batches,
+    fit_spaces,
+)
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -175,3 +181,41 @@ def test_a_large_collection_is_aligned_on_a_sample_that_agrees_with_all_of_it() 
     whole = curation.align([(image, caption)], rank=len(sampled.correlations))
     assert not np.allclose(sampled.correlations, whole.correlations, rtol=1e-9, atol=0)
     np.testing.assert_allclose(sampled.correlations[:6], whole.correlations[:6], atol=0.01)
+
+
+def test_fit_spaces_align_only_from_enough_pairs_a_dimension() -> None:
+    least = ALIGN_PAIRS_PER_DIMENSION * (48 + 24)
+    _, image, caption = _pairs_sharing_a_concept(np.random.default_rng(6), least)
+    few = fit_spaces(image[:-1], caption[:-1], seed=0)
+    np.testing.assert_array_equal(few[0], image[:-1])
+    np.testing.assert_array_equal(few[1], caption[:-1])
+    projected = fit_spaces(image, caption, seed=0)
+    # Rank is capped by the smaller side: 24 directions, unit rows, in both modalities.
+    for rows in projected:
+        assert rows.shape == (least, 24) and rows.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+
+
+def test_fit_batches_fill_a_short_batch_with_other_pairs_and_score_it_whole() -> None:
+    rng = np.random.default_rng(7)
+    _, image, caption = _pairs_sharing_a_concept(rng, 40)
+    indexes = engine.ExactTopK(image), engine.ExactTopK(caption)
+    targets = np.array([3, 17, 29, 30, 38])
+    batches = list(fit_batches(*indexes, image, caption, targets, k=6, p=4.0, batch=16, seed=0))
+    assert len(batches) == 1
+    part, members, fit = batches[0]
+    assert sorted(part) == sorted(targets) and list(members[: len(part)]) == list(part)
+    assert len(members) == len(set(members.tolist())) == 16
+    expected = curation.fit(
+        curation.leave_one_out(indexes[0], image[members], members, 6, 4.0, 40),
+        curation.leave_one_out(indexes[1], caption[members], members, 6, 4.0, 40),
+    )
+    np.testing.assert_array_equal(fit.fit, expected.fit)
+    # Every target is scored once when they fill several batches.
+    parts = [
+        p
+        for p, _, _ in fit_batches(
+            *indexes, image, caption, np.arange(40), k=6, p=4.0, batch=16, seed=0
+        )
+    ]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(40))

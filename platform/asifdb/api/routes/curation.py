@@ -26,8 +26,8 @@ Limit = Annotated[int, Query(ge=1, le=curation.MAX_PAGE, description="Rows to re
 
 class FitRefresh(BaseModel):
     full: bool = Field(default=False, description="Score every usable pair again.")
-    k: int | None = Field(default=None, ge=1, le=10_000)
-    p: float | None = Field(default=None, ge=1, le=64)
+    k: int | None = Field(default=None, ge=1, le=10_000, description="Default: FIT_K.")
+    p: float | None = Field(default=None, ge=1, le=64, description="Default: the space's FIT_P.")
 
 
 class DuplicateRefresh(BaseModel):
@@ -69,8 +69,8 @@ def refresh_fit(
     return curation.refresh_fit(
         session,
         live=platform.live,
-        k=body.k or platform.settings.k,
-        p=body.p or platform.settings.p,
+        k=body.k,
+        p=body.p,
         full=body.full,
     )
 
