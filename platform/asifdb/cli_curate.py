@@ -92,6 +92,8 @@ def mismatches(limit: Limit = 20, offset: Offset = 0, as_json: Json = False) -> 
         f"{page['scored']} of {page['usable_pairs']} usable pairs scored; "
         f"{page['unscored']} unscored (run `asifdb curate fit`)"
     )
+    if page["mixed_spaces"]:
+        console.print(f"{curation.MIXED_SPACES}: {page['scored_in']}")
 
 
 @app.command("find-duplicates")

@@ -75,6 +75,8 @@ def _mismatches() -> None:
         f"{page['scored']} of {page['usable_pairs']} usable pairs scored, {page['unscored']} "
         f"unscored; {page['pairs_changed_since_oldest']} pairs changed since the oldest score."
     )
+    if page["mixed_spaces"]:
+        st.warning(f"{curation.MIXED_SPACES}: {page['scored_in']}")
     st.dataframe(page["items"], hide_index=True, key="curate.mismatches.table")
     _act(page["items"], "mismatches")
 

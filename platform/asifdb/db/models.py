@@ -373,6 +373,11 @@ class PairFit(Base):
     margin: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
     compared: Mapped[int] = mapped_column(Integer)
+    # The space it was scored in (the collection's alignment or the encoders'), with k and p;
+    # NULL: scored before migration 0006.
+    aligned: Mapped[bool | None]
+    k: Mapped[int | None] = mapped_column(Integer)
+    p: Mapped[float | None] = mapped_column(Float)
     computed_at: Mapped[datetime] = _now()
 
 

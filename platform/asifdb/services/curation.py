@@ -46,6 +46,10 @@ ALIGN_RANK = 256
 # paying for a pass over every pair's Gram matrix (projecting them is the O(N) part left).
 ALIGN_SAMPLE = 200_000
 SPACES = {True: "the collection's alignment", False: "the encoders' spaces"}
+MIXED_SPACES = (
+    "scores from more than one space are mixed in this list (the collection crossed the "
+    "alignment's size since some were scored): rescore all with `asifdb curate fit --full`"
+)
 # Image cosine at or above which two pairs are near-duplicates. On the 20,000-pair default
 # collection (docs/results-curation.md) the median copy (re-encoded JPEG 0.92, 90 % crop 0.90,
 # 2x resize 0.98) is above it, while 99 % of images have their nearest other image below 0.84:
@@ -119,7 +123,7 @@ def refresh_fit(
     ids = view.pair_ids
     n = len(ids)
     aligned = aligns(n, view.anchors.image.shape[1] + view.anchors.text.shape[1])
-    k, p = FIT_K if k is None else k, FIT_P[aligned] if p is None else p
+    k, p = min(FIT_K if k is None else k, n - 1), FIT_P[aligned] if p is None else p
     if full:
         session.execute(text("DELETE FROM pair_fit"))
         targets = np.arange(n)
@@ -131,9 +135,8 @@ def refresh_fit(
     if len(targets):
         image, caption = fit_spaces(view.image_anchors(), view.text_anchors(), seed=seed)
         indexes = _index(image, live), _index(caption, live)
-        k_used = min(k, n - 1)
-        fits = fit_batches(*indexes, image, caption, targets, k=k_used, p=p, batch=batch, seed=seed)
-        _write_fit(session, view, fits)
+        fits = fit_batches(*indexes, image, caption, targets, k=k, p=p, batch=batch, seed=seed)
+        _write_fit(session, view, fits, {"aligned": aligned, "k": k, "p": p})
     return {
         "model_version": view.version,
         "usable_pairs": n,
@@ -183,22 +186,29 @@ def fit_alignment(
 
 
 def _write_fit(
-    session: Session, view: View, fits: Iterator[tuple[np.ndarray, np.ndarray, math.Fit]]
+    session: Session,
+    view: View,
+    fits: Iterator[tuple[np.ndarray, np.ndarray, math.Fit]],
+    scored_with: dict[str, Any],
 ) -> None:
-    """Store `fit_batches`' results, one statement a batch."""
+    """Store `fit_batches`' results, one statement a batch, each row with `scored_with`'s
+    aligned, k and p."""
     for part, members, fit in fits:
         m = len(part)
         session.execute(
             text(
-                "INSERT INTO pair_fit (pair_id, model_version, fit, score, margin, rank, compared) "
+                "INSERT INTO pair_fit (pair_id, model_version, fit, score, margin, rank, compared, "
+                "aligned, k, p) "
                 "SELECT unnest(CAST(:ids AS bigint[])), :v, unnest(CAST(:fit AS float8[])), "
                 "unnest(CAST(:score AS float8[])), unnest(CAST(:margin AS float8[])), "
-                "unnest(CAST(:rank AS int[])), :compared "
+                "unnest(CAST(:rank AS int[])), :compared, :aligned, :k, :p "
                 "ON CONFLICT (pair_id) DO UPDATE SET model_version = excluded.model_version, "
                 "fit = excluded.fit, score = excluded.score, margin = excluded.margin, "
-                "rank = excluded.rank, compared = excluded.compared, computed_at = now()"
+                "rank = excluded.rank, compared = excluded.compared, aligned = excluded.aligned, "
+                "k = excluded.k, p = excluded.p, computed_at = now()"
             ),
             {
+                **scored_with,
                 "ids": view.pair_ids[part].tolist(),
                 "v": view.version,
                 "fit": fit.fit[:m].astype(float).tolist(),
@@ -242,12 +252,15 @@ def fit_batches(
 
 
 def fit_status(session: Session) -> dict[str, Any]:
-    """How many usable pairs are scored, and how many changes the oldest score predates."""
+    """How many usable pairs are scored, in which space, and how many changes the oldest score
+    predates."""
     row = session.execute(
         text(
             "SELECT count(u.id) AS usable, count(f.pair_id) AS scored, "
-            "min(f.model_version) AS oldest FROM usable_pairs u "
-            "LEFT JOIN pair_fit f ON f.pair_id = u.id"
+            "min(f.model_version) AS oldest, count(*) FILTER (WHERE f.aligned) AS aligned, "
+            "count(*) FILTER (WHERE NOT f.aligned) AS encoders, "
+            "count(*) FILTER (WHERE f.pair_id IS NOT NULL AND f.aligned IS NULL) AS unknown "
+            "FROM usable_pairs u LEFT JOIN pair_fit f ON f.pair_id = u.id"
         )
     ).one()
     current = model.current_version(session)
@@ -267,6 +280,14 @@ def fit_status(session: Session) -> dict[str, Any]:
         "unscored": row.usable - row.scored,
         "oldest_score_version": row.oldest,
         "pairs_changed_since_oldest": changed,
+        "scored_in": {
+            SPACES[True]: row.aligned,
+            SPACES[False]: row.encoders,
+            "not recorded (before 2026-12-02)": row.unknown,
+        },
+        # Rows of more than one space (or unrecorded ones beside others) are not comparable:
+        # the collection crossed the alignment's size since they were scored. Rescore with full.
+        "mixed_spaces": sum(1 for c in (row.aligned, row.encoders, row.unknown) if c) > 1,
     }
 
 
@@ -282,7 +303,8 @@ def mismatches(session: Session, *, limit: int = 50, offset: int = 0) -> dict[st
     rows = session.execute(
         text(
             f"SELECT {_PAIR_COLUMNS}, f.fit, f.score, f.margin, f.rank, f.compared, "
-            "f.model_version FROM pair_fit f JOIN usable_pairs u ON u.id = f.pair_id "
+            "f.model_version, f.aligned, f.k, f.p "
+            "FROM pair_fit f JOIN usable_pairs u ON u.id = f.pair_id "
             "JOIN licenses l ON l.id = u.license_id "
             "LEFT JOIN review_marks r ON r.pair_id = u.id "
             "ORDER BY f.fit, f.pair_id LIMIT :limit OFFSET :offset"

@@ -73,6 +73,37 @@ def test_fit_is_incremental(platform: Platform) -> None:
     assert _fit(platform, full=True)["scored"] == 65
 
 
+def test_rows_record_their_space_and_a_list_mixing_spaces_says_so(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with platform.sessions.begin() as session:
+        curation.refresh_fit(session, live=platform.live, k=K)
+    status = _mismatches(platform, limit=3)
+    assert status["scored_in"][curation.SPACES[False]] == 65 and not status["mixed_spaces"]
+    assert {(r["aligned"], r["k"], r["p"]) for r in status["items"]} == {(False, K, 8.0)}
+
+    # The collection "crosses" the alignment's size (a threshold of 0 pairs a dimension) while
+    # five pairs are unscored: an incremental refresh scores those five in the alignment.
+    monkeypatch.setattr(curation, "ALIGN_PAIRS_PER_DIMENSION", 0)
+    with platform.sessions.begin() as session:
+        session.execute(
+            text("DELETE FROM pair_fit WHERE pair_id IN (SELECT id FROM pairs LIMIT 5)")
+        )
+    with platform.sessions.begin() as session:
+        done = curation.refresh_fit(session, live=platform.live, k=K)
+    assert (done["scored"], done["aligned"], done["p"]) == (5, True, curation.FIT_P[True])
+    mixed = _mismatches(platform, limit=500)
+    assert mixed["mixed_spaces"]
+    assert mixed["scored_in"][curation.SPACES[True]] == 5
+    assert mixed["scored_in"][curation.SPACES[False]] == 60
+    assert sum(r["aligned"] for r in mixed["items"]) == 5
+
+    with platform.sessions.begin() as session:
+        curation.refresh_fit(session, live=platform.live, k=K, full=True)
+    again = _mismatches(platform, limit=3)
+    assert again["scored_in"][curation.SPACES[True]] == 65 and not again["mixed_spaces"]
+
+
 def test_near_duplicates_group_the_reencoded_copies_with_their_originals(
     platform: Platform, seeded: Seeded
 ) -> None:
