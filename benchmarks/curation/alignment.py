@@ -55,7 +55,8 @@ def fits(
     spaces = [(everything, image, caption)]
     if folds is not None:
         parts = np.array_split(np.random.default_rng(0).permutation(n), folds)
-        alignments = (fit_alignment(image, caption, seed=0, without=part) for part in parts)
+        rests = (np.setdiff1d(everything, part) for part in parts)
+        alignments = (fit_alignment(image[rest], caption[rest], seed=0) for rest in rests)
         spaces = (
             (part, a.project(image, "image"), a.project(caption, "caption"))
             for part, a in zip(parts, alignments, strict=True)

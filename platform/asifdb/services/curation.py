@@ -166,21 +166,14 @@ def fit_spaces(
 
 
 def fit_alignment(
-    image: np.ndarray,
-    caption: np.ndarray,
-    *,
-    seed: int,
-    without: np.ndarray | None = None,
-    chunk: int = 65_536,
+    image: np.ndarray, caption: np.ndarray, *, seed: int, chunk: int = 65_536
 ) -> math.Alignment:
-    """The alignment of the pairs' (n, d) image and caption rows, fitted on all of them but
-    the indices `without`, or on a random ALIGN_SAMPLE of those, `chunk` rows at a time."""
-    sample = np.arange(len(image))
-    if without is not None:
-        sample = np.setdiff1d(sample, without)
-    if len(sample) > ALIGN_SAMPLE:
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(sample, ALIGN_SAMPLE, replace=False))
+    """The alignment of the pairs' (n, d) image and caption rows, fitted on all of them or on a
+    random ALIGN_SAMPLE of them, `chunk` rows at a time."""
+    n = len(image)
+    sample = np.arange(n)
+    if n > ALIGN_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, ALIGN_SAMPLE, replace=False))
     parts = (sample[s : s + chunk] for s in range(0, len(sample), chunk))
     return math.align(((image[rows], caption[rows]) for rows in parts), rank=ALIGN_RANK)
 
