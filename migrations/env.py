@@ -16,7 +16,7 @@ _SQL_OBJECTS = {"usable_pairs", "prediction_provenance", "licence_influence"}
 
 
 def _include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
-    # kombu_* are the embedded Celery broker's tables when it shares a DATABASE_URL; the image
+    # kombu_* are the embedded Celery broker's tables (schema `broker`, created by 0007); the image
     # HNSW index is built and dropped on demand (`asifdb ann`), not by migrations.
     if name in _SQL_OBJECTS or name == INDEX_NAME:
         return False
@@ -39,7 +39,7 @@ def main() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or database_url(get_settings())
+    url = config.get_main_option("sqlalchemy.url") or database_url(get_settings(), role="setup")
     engine = make_engine(url)
     with engine.connect() as conn:
         _run(conn)

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from asifdb.db import embedded, schema  # noqa: E402
-from asifdb.db.session import make_engine  # noqa: E402
+from asifdb.db import embedded, roles, schema  # noqa: E402
+from asifdb.db.session import make_engine, with_user  # noqa: E402
 from asifdb.services.model import Encoders  # noqa: E402
 
 
@@ -70,12 +70,27 @@ def pg_server() -> Iterator[str]:
 
 
 def create_database(server_url: str, *, template: str | None = TEMPLATE) -> str:
-    """A new database on the test server (migrated when cloned from the template)."""
+    """A new database on the test server. Cloned from a migrated template, its URL logs in as
+    the application role, as the platform's components do (so the suite proves they need no
+    more); an empty one's URL is the superuser's, for migrations."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     clause = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    if template is None:
+        return url
+    # A clone copies the schema's grants but not the database's own (who may connect).
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        roles.grant_database(conn)
+    engine.dispose()
+    return with_user(url, roles.APP, None)
+
+
+def setup_url(url: str) -> str:
+    """The same database as the set-up role (the embedded superuser): schema work only."""
+    return with_user(url, "postgres", None)
 
 
 @pytest.fixture(scope="session")

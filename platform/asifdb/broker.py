@@ -1,21 +1,22 @@
 """Which Celery broker the platform uses: Redis when `REDIS_URL` is set, else PostgreSQL.
 
 The embedded default needs no extra server: kombu's SQLAlchemy transport keeps the queue in
-a database of the embedded PostgreSQL (durable across restarts). Either way the job tables
+the platform's PostgreSQL, in a schema of its own that the application role owns and auditors
+cannot see (durable across restarts). Either way the job tables
 are the source of truth; lost messages are re-dispatched from them (see ingest/jobs.py).
 """
 
 from sqlalchemy.engine import make_url
 
-from asifdb.db import embedded
+from asifdb.db import roles
 
 
 def broker_url(*, redis_url: str | None, database_url: str) -> str:
     if redis_url:
         return redis_url
-    url = make_url(database_url)
-    if url.database == embedded.DATABASE and url.query.get("host"):
-        url = url.set(database=embedded.BROKER_DATABASE)
+    url = make_url(database_url).update_query_dict(
+        {"options": f"-csearch_path={roles.BROKER_SCHEMA}"}
+    )
     return "sqla+" + url.render_as_string(hide_password=False)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 from rich.table import Table
@@ -21,6 +22,8 @@ from asifdb import cli_ann, cli_curate, cli_reencode, launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
+from asifdb.db.roles import Role
+from asifdb.db.session import database_url
 from asifdb.errors import AsifdbError, InvalidInput
 from asifdb.services import classify as classify_service
 from asifdb.services import impact, ingestion, keys, labelsets, licences
@@ -45,8 +48,22 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _platform() -> Platform:
-    return Platform(get_settings())
+def _platform(role: Role = "app") -> Platform:
+    return Platform(get_settings(), role=role)
+
+
+def _upgrade(platform: Platform) -> str:
+    """Migrations and the role matrix, with the login roles' passwords when configured."""
+    settings = platform.settings
+    return schema.upgrade(
+        platform.engine,
+        app_password=_secret(settings.app_db_password),
+        auditor_password=_secret(settings.auditor_db_password),
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
 
 
 @contextmanager
@@ -77,10 +94,10 @@ def _jsonable(value: Any) -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration (creates pgvector, tables, HNSW indexes, views)."""
-    platform = _platform()
+    """Apply every pending migration (creates pgvector, tables, views, the database roles)."""
+    platform = _platform("setup")
     try:
-        revision = schema.upgrade(platform.engine)
+        revision = _upgrade(platform)
         console.print(f"schema at head [bold]{revision}[/]")
     finally:
         platform.close()
@@ -104,7 +121,7 @@ def sql(
     max_rows: Annotated[int, typer.Option(help="Return at most this many rows.")] = 1000,
 ) -> None:
     """Run read-only SQL for audits (views: usable_pairs, prediction_provenance, ...)."""
-    platform = _platform()
+    platform = _platform("auditor")
     try:
         platform.require_schema()
         result = run_readonly_sql(engine=platform.engine, query=query, max_rows=max_rows)
@@ -467,9 +484,9 @@ def _print_job(report: dict[str, Any]) -> None:
 def up() -> None:
     """Start the platform on its defaults: database, migrations, worker, API and UI."""
     settings = get_settings()
-    platform = Platform(settings)
+    platform = Platform(settings, role="setup")
     try:
-        revision = schema.upgrade(platform.engine)
+        revision = _upgrade(platform)
         console.print(f"database  {platform.engine.url.render_as_string(hide_password=True)}")
         console.print(f"schema    at head {revision}")
         to_run = launcher.services(settings)
@@ -477,7 +494,9 @@ def up() -> None:
             if service.url:
                 console.print(f"{service.name:<9} {service.url}")
         console.print("Ctrl-C stops everything; data stays in " + str(settings.data_dir.resolve()))
-        code = launcher.run(to_run, {"DATABASE_URL": platform.url})
+        # The children connect as the application role, never as the set-up one.
+        app_url = database_url(settings, role="app", start_embedded=False)
+        code = launcher.run(to_run, {"DATABASE_URL": app_url})
     finally:
         platform.close()
     raise typer.Exit(code)

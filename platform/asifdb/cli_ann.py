@@ -59,7 +59,8 @@ def build(
     params = ann_index.BuildParams(
         m=m, ef_construction=ef_construction, memory=memory, workers=workers
     )
-    with platform_at_head() as platform, _progress(quiet=as_json) as on_progress:
+    # Building and dropping an index is schema work: the set-up role, not the application's.
+    with platform_at_head("setup") as platform, _progress(quiet=as_json) as on_progress:
         found = ann_index.build(platform.engine, params, on_progress=on_progress)
     _print(found, as_json)
 
@@ -67,7 +68,7 @@ def build(
 @app.command("drop")
 def drop() -> None:
     """Drop the index: method 'ann' is refused until it is built again; ingestion gets faster."""
-    with platform_at_head() as platform:
+    with platform_at_head("setup") as platform:
         existed = ann_index.drop(platform.engine)
     console.print("image index dropped" if existed else "there was no image index")
 

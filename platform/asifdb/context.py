@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore
 from asifdb.db import embedded, schema
+from asifdb.db.roles import Role
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
 from asifdb.encoders import get_encoder
 from asifdb.services.model import Encoders
@@ -28,13 +29,14 @@ class Platform:
     """Lazily connected parts; `close()` stops an embedded server this process started."""
 
     settings: Settings
+    role: Role = "app"
     start_embedded: bool = True
     _started_embedded: bool = field(default=False, init=False)
 
     @cached_property
     def url(self) -> str:
         was_running = self.settings.database_url or embedded.running_url(self.settings.pgdata)
-        url = database_url(self.settings, start_embedded=self.start_embedded)
+        url = database_url(self.settings, role=self.role, start_embedded=self.start_embedded)
         self._started_embedded = not was_running
         return url
 
@@ -80,10 +82,10 @@ class Platform:
 
 
 @contextmanager
-def platform_at_head() -> Iterator[Platform]:
-    """The configured platform, its schema checked at head; closed on exit (an embedded
-    server this process started is stopped)."""
-    platform = Platform(get_settings())
+def platform_at_head(role: Role = "app") -> Iterator[Platform]:
+    """The configured platform, connected as `role`, its schema checked at head; closed on exit
+    (an embedded server this process started is stopped)."""
+    platform = Platform(get_settings(), role=role)
     try:
         platform.require_schema()
         yield platform

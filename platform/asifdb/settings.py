@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +16,26 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of a PostgreSQL with pgvector; unset: embedded server.",
+    )
+    admin_database_url: str | None = Field(
+        default=None,
+        description=(
+            "Set-up connection (migrations, index builds): a superuser or a CREATEROLE role. "
+            "Unset: DATABASE_URL, or the embedded server's superuser."
+        ),
+    )
+    auditor_database_url: str | None = Field(
+        default=None,
+        description=(
+            "`asifdb sql` connects here, as asifdb_auditor. Unset: DATABASE_URL's server "
+            "with the user asifdb_auditor (and AUDITOR_DB_PASSWORD)."
+        ),
+    )
+    app_db_password: SecretStr | None = Field(
+        default=None, description="Password `asifdb db upgrade` gives asifdb_app (external DB)."
+    )
+    auditor_db_password: SecretStr | None = Field(
+        default=None, description="Password of asifdb_auditor (set by `db upgrade`, used by sql)."
     )
     redis_url: str | None = Field(
         default=None, description="Celery broker; unset: the embedded PostgreSQL is the broker."
@@ -55,7 +75,17 @@ class Settings(BaseSettings):
     api_port: int = 8000
     ui_port: int = 8501
 
-    @field_validator("database_url", "redis_url", "eval_folder", "eval_classnames", mode="before")
+    @field_validator(
+        "database_url",
+        "admin_database_url",
+        "auditor_database_url",
+        "app_db_password",
+        "auditor_db_password",
+        "redis_url",
+        "eval_folder",
+        "eval_classnames",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

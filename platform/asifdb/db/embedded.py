@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import create_engine
 
 with warnings.catch_warnings():
     # pgserver picks a lock folder at import and warns when XDG_RUNTIME_DIR is unset; harmless.
@@ -18,13 +19,12 @@ with warnings.catch_warnings():
     from pgserver._commands import pg_ctl
     from pgserver.utils import PostmasterInfo
 
+from asifdb.db import roles
 from asifdb.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DATABASE = "asifdb"
-# Celery's embedded broker keeps its queue tables here, apart from the auditors' schema.
-BROKER_DATABASE = "asifdb_broker"
 
 
 def _server_url(info: PostmasterInfo, database: str) -> str:
@@ -40,7 +40,8 @@ def running_url(pgdata: Path) -> str | None:
 
 
 def start(pgdata: Path) -> str:
-    """Start (or reuse) the embedded server in `pgdata`, create the database, return its URL."""
+    """Start (or reuse) the embedded server in `pgdata`, create the database and the platform's
+    roles (the superuser is for this set-up and migrations only), return the superuser's URL."""
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -53,14 +54,21 @@ def start(pgdata: Path) -> str:
     info = server.get_postmaster_info()
     admin = f"postgresql://postgres@/postgres?host={info.socket_dir}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        for name in (DATABASE, BROKER_DATABASE):
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-                log.info("created database %s in %s", name, pgdata)
-    return _server_url(info, DATABASE)
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            log.info("created database %s in %s", DATABASE, pgdata)
+    url = _server_url(info, DATABASE)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            roles.ensure_roles(conn)
+            roles.grant_database(conn)
+    finally:
+        engine.dispose()
+    return url
 
 
 def stop(pgdata: Path) -> None:

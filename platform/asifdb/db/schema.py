@@ -6,8 +6,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
+from asifdb.db import roles
 from asifdb.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,14 +34,33 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
-    """Apply every pending migration; return the new revision."""
+def upgrade(
+    engine: Engine, *, app_password: str | None = None, auditor_password: str | None = None
+) -> str:
+    """Apply every pending migration, then the role matrix (also to objects added since);
+    return the new revision. `engine` connects as the set-up role (owner or superuser)."""
     url = engine.url.render_as_string(hide_password=False)
     with engine.begin() as conn:
+        _require_setup_role(conn)
         config = alembic_config(url)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        roles.apply(conn)
+        roles.set_passwords(conn, app=app_password, auditor=auditor_password)
     return head_revision(url)
+
+
+def _require_setup_role(conn: Connection) -> None:
+    can = conn.execute(
+        text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+    ).scalar_one()
+    if not can:
+        user = conn.execute(text("SELECT current_user")).scalar_one()
+        raise ConfigError(
+            f"migrations need the database's set-up role (a superuser, or a role with "
+            f"CREATEROLE), not {user!r}: run `asifdb db upgrade` with ADMIN_DATABASE_URL set to "
+            "such a role's URL (the components then connect as asifdb_app / asifdb_auditor)"
+        )
 
 
 def require_head(engine: Engine) -> str:

@@ -8,21 +8,36 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from asifdb.db import embedded
+from asifdb.db import embedded, roles
+from asifdb.db.roles import Role
 from asifdb.errors import ConfigError
 from asifdb.settings import Settings
 
 
-def database_url(settings: Settings, *, start_embedded: bool = True) -> str:
-    """The configured `DATABASE_URL`, or the embedded server's (started if asked)."""
+def database_url(settings: Settings, *, role: Role = "app", start_embedded: bool = True) -> str:
+    """The URL a component with `role` connects with: configured, or the embedded server's
+    (started if asked) as that role's login; only "setup" gets the embedded superuser."""
+    if role == "setup" and settings.admin_database_url:
+        return normalise_url(settings.admin_database_url)
+    if role == "auditor" and settings.auditor_database_url:
+        return normalise_url(settings.auditor_database_url)
     if settings.database_url:
-        return normalise_url(settings.database_url)
+        url = normalise_url(settings.database_url)
+        if role != "auditor":
+            return url
+        password = settings.auditor_db_password
+        return with_user(url, roles.AUDITOR, password.get_secret_value() if password else None)
     url = embedded.running_url(settings.pgdata)
     if url is None and start_embedded:
         url = embedded.start(settings.pgdata)
     if url is None:
         raise ConfigError("the embedded database is not running: start it with `asifdb up`")
-    return url
+    return url if role == "setup" else with_user(url, roles.login(role), None)
+
+
+def with_user(url: str, user: str, password: str | None) -> str:
+    """`url` with another user (and its password, if it has one)."""
+    return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
 
 
 def normalise_url(url: str) -> str:

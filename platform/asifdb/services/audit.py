@@ -6,7 +6,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, text
 
-from asifdb.errors import InvalidInput
+from asifdb.db import roles
+from asifdb.errors import ConfigError, InvalidInput
 
 MAX_ROWS = 10_000
 
@@ -26,6 +27,14 @@ def run_readonly_sql(
     if not query:
         raise InvalidInput("empty query: pass one SQL statement, e.g. SELECT * FROM usable_pairs")
     with engine.connect() as conn:
+        # The read-only transaction is a courtesy; the guarantee is the role's privileges.
+        too_much = roles.more_than_auditor(conn)
+        if too_much is not None:
+            raise ConfigError(
+                f"`asifdb sql` must connect as a read-only auditor role, but {too_much}: set "
+                f"AUDITOR_DATABASE_URL to a URL for {roles.AUDITOR} (created by `asifdb db "
+                "upgrade`), or unset DATABASE_URL to use the embedded server's"
+            )
         conn.execute(text("SET TRANSACTION READ ONLY"))
         conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
         raw = conn.connection.dbapi_connection

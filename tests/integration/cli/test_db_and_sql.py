@@ -57,7 +57,7 @@ def test_not_a_postgres_url_is_a_clear_message() -> None:
 def test_database_without_pgvector_is_a_clear_message() -> None:
     # The machine's own PostgreSQL 15 has no pgvector: exactly the case an operator meets.
     system_pg = "postgresql://postgres@127.0.0.1:5432/postgres"
-    probe = run("sql", "SELECT 1", database_url=system_pg)
+    probe = run("status", database_url=system_pg)
     if "cannot reach" in probe.stderr:
         pytest.fail("the machine's PostgreSQL 15 on 127.0.0.1:5432 is expected to be running")
     out = run("db", "upgrade", database_url=system_pg)
