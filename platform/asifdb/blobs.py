@@ -1,5 +1,6 @@
 """Content-addressed store for original image bytes in a local folder (`DATA_DIR/blobs`).
-Ingestion puts; services get. The database stores `blob:sha256:<hex>`, never a file path."""
+Ingestion puts; services get. The database stores `blob:sha256:<hex>`, never a file path.
+Files and folders are the platform's OS user's alone (0600 / 0700): licensed images at rest."""
 
 import hashlib
 import os
@@ -62,15 +63,15 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file() and _file_sha256(target) == digest:
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(target.parent)
+        # mkstemp makes the file 0600: the API, UI and workers run as the same OS user.
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-                # mkstemp makes 0600; other processes (API, UI) read blobs too.
-                os.fchmod(file.fileno(), 0o644)
+                os.fchmod(file.fileno(), FILE_MODE)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -84,10 +85,10 @@ class BlobStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise BlobNotFound(f"no blob {sha256} in {self.root}: was it ingested here?") from None
+            raise BlobNotFound(f"no blob {sha256} in the store: was it ingested here?") from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise BlobIntegrityError(
-                f"blob {path} no longer matches its hash: restore it from a backup or re-ingest"
+                f"blob {sha256} no longer matches its hash: restore it from a backup or re-ingest"
             )
         return data
 
@@ -98,6 +99,21 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` (and missing parents) readable by this OS user only; tighten it if it
+    exists with wider permissions (a data folder from an older version)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for part in reversed(missing):
+        part.mkdir(mode=FOLDER_MODE, exist_ok=True)
+        os.chmod(part, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+    if folder.stat().st_mode & 0o077 and folder.stat().st_uid == os.geteuid():
+        os.chmod(folder, FOLDER_MODE)
 
 
 def _checked(sha256: str) -> str:

@@ -3,6 +3,7 @@
 Adapters (CLI, API, UI, workers) build one `Platform` and hand its parts to services.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from asifdb.blobs import BlobStore
+from asifdb.blobs import BlobStore, private_folder
 from asifdb.db import embedded, schema
 from asifdb.db.roles import Role
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
@@ -24,6 +25,9 @@ if TYPE_CHECKING:  # torch: imported by the processes that query, not by every C
     from asifdb.anchors.live import LiveModel
 
 
+PRIVATE_UMASK = 0o077
+
+
 @dataclass
 class Platform:
     """Lazily connected parts; `close()` stops an embedded server this process started."""
@@ -32,6 +36,11 @@ class Platform:
     role: Role = "app"
     start_embedded: bool = True
     _started_embedded: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        # Everything a component writes (blobs, uploads, caches, reports) is its OS user's
+        # alone; every adapter builds a Platform, so no writer can forget it.
+        os.umask(PRIVATE_UMASK)
 
     @cached_property
     def url(self) -> str:
@@ -52,7 +61,9 @@ class Platform:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        return BlobStore(self.settings.blob_dir)
+        store = BlobStore(self.settings.blob_dir)
+        private_folder(store.root)
+        return store
 
     @cached_property
     def live(self) -> "LiveModel":

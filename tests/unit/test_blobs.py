@@ -124,3 +124,30 @@ def test_a_failed_write_leaves_no_blob(fate: str, tmp_path: Path) -> None:
         assert [path.name.startswith(".tmp-") for path in _files(tmp_path)] == [True]
     assert store.put(data) == sha
     assert store.get(sha) == data
+
+
+def test_blobs_at_rest_are_the_platform_users_alone(tmp_path: Path) -> None:
+    # Another OS user on the machine must not read licensed images, whatever the umask.
+    import os
+
+    from asifdb.context import Platform
+    from asifdb.settings import Settings
+
+    previous = os.umask(0o022)
+    try:
+        data_dir = tmp_path / "data"
+        platform = Platform(Settings(data_dir=data_dir, database_url="postgresql://x@/y"))
+        digest = platform.blobs.put(b"licensed bytes")
+        upload = data_dir / "uploads" / "one"
+        upload.mkdir(parents=True)  # what any other writer of the process creates
+        (upload / "image.png").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    blob = platform.blobs.path(digest)
+    assert blob.stat().st_mode & 0o777 == 0o600
+    folder = blob.parent
+    while folder != tmp_path:
+        assert folder.stat().st_mode & 0o077 == 0, folder
+        folder = folder.parent
+    assert (upload / "image.png").stat().st_mode & 0o077 == 0
+    assert upload.stat().st_mode & 0o077 == 0

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
-from asifdb.errors import Conflict, InvalidInput
+from asifdb.errors import ConfigError, Conflict, InvalidInput
 
 INDEX_NAME = "ix_pairs_image_embedding_hnsw"
 # pgvector's bounds for the build parameters.
@@ -139,6 +139,7 @@ def build(
     """
     params.check()
     with engine.connect() as conn:
+        _require_owner(conn)
         found = status(conn)
     if found.state == "ready":
         if (found.m, found.ef_construction) == (params.m, params.ef_construction):
@@ -191,11 +192,28 @@ def build(
 def drop(engine: Engine) -> bool:
     """Drop the index (concurrently: queries and ingestion go on); False if there was none."""
     with engine.connect() as conn:
+        _require_owner(conn)
         existed = status(conn).state != "absent"
         conn.rollback()
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX_NAME}"))
     return existed
+
+
+def _require_owner(conn: Connection) -> None:
+    """An index is schema: only the set-up role (the tables' owner or a superuser) changes it."""
+    owns = conn.execute(
+        text(
+            "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+            "WHERE oid = 'pairs'::regclass"
+        )
+    ).scalar_one()
+    if not owns:
+        raise ConfigError(
+            "building or dropping the image index changes the schema, which the application "
+            "role may not: run it with ADMIN_DATABASE_URL set to the set-up role's URL (the "
+            "embedded server needs nothing)"
+        )
 
 
 def _progress(engine: Engine, started: float) -> Progress | None:

@@ -16,7 +16,7 @@ from asifdb.anchors.ann import HnswTopK
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Pair
 from asifdb.db.session import make_engine
 from asifdb.errors import InvalidInput
-from tests.conftest import create_database
+from tests.conftest import create_database, setup_url
 
 N_PAIRS = 3000
 LICENCES = 3
@@ -85,9 +85,13 @@ def filled_template(pg_server: str, world: dict[str, np.ndarray]) -> str:
                 for i in range(N_PAIRS)
             ],
         )
-        conn.execute(text("ANALYZE"))
-    ann_index.build(engine)
     engine.dispose()
+    # Building an index and ANALYZE are schema work: the set-up role's, as `asifdb ann build`.
+    setup = make_engine(setup_url(url))
+    with setup.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    ann_index.build(setup)
+    setup.dispose()
     return make_url(url).database or ""
 
 

@@ -3,6 +3,7 @@ the approximate path, dropped again; and the `asifdb ann` commands around it."""
 
 import json
 import subprocess
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -13,10 +14,28 @@ from asifdb.anchors import ann_index
 from asifdb.anchors.ann import HnswTopK
 from asifdb.db import schema
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, License, Pair
-from asifdb.errors import Conflict, InvalidInput
+from asifdb.db.session import make_engine
+from asifdb.errors import ConfigError, Conflict, InvalidInput
+from tests.conftest import setup_url
 from tests.samples import asifdb_cli, cli_env
 
 N_PAIRS = 400
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """The set-up role's engine: an index is schema work (`asifdb ann build` uses it too)."""
+    setup = make_engine(setup_url(db_url))
+    yield setup
+    setup.dispose()
+
+
+def test_the_application_role_may_not_build_or_drop_it(db_url: str) -> None:
+    app = make_engine(db_url)
+    for change in (ann_index.build, ann_index.drop):
+        with pytest.raises(ConfigError, match="ADMIN_DATABASE_URL"):
+            change(app)
+    app.dispose()
 
 
 def _fill(engine: Engine) -> np.ndarray:
@@ -147,19 +166,25 @@ def test_bad_build_parameters_are_refused_before_anything_runs(
         assert ann_index.status(conn).state == "absent"
 
 
-def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return asifdb_cli("ann", *args, env=cli_env(db_url), timeout=120)
+def _cli(db_url: str, *args: str, admin: bool = True) -> subprocess.CompletedProcess[str]:
+    env = cli_env(db_url)
+    if admin:
+        env["ADMIN_DATABASE_URL"] = setup_url(db_url)
+    return asifdb_cli("ann", *args, env=env, timeout=120)
 
 
 def test_the_ann_commands(engine: Engine, db_url: str) -> None:
     _fill(engine)
 
     absent = _cli(db_url, "status", "--json")
+    as_app = _cli(db_url, "build", admin=False)
     built = _cli(db_url, "build", "--m", "8", "--ef-construction", "32", "--json")
     refused = _cli(db_url, "build", "--m", "1")
     dropped = _cli(db_url, "drop")
 
     assert json.loads(absent.stdout)["state"] == "absent", absent.stderr
+    assert as_app.returncode == 1 and "ADMIN_DATABASE_URL" in as_app.stderr
+    assert "Traceback" not in as_app.stderr
     assert json.loads(built.stdout)["state"] == "ready", built.stderr
     assert json.loads(built.stdout)["m"] == 8
     assert refused.returncode == 1 and "m = 1: use 2 to 100" in refused.stderr

@@ -68,10 +68,21 @@ def test_env_wiring_matches_settings() -> None:
         unknown = {k for k in env if k not in fields} - {"HF_HUB_OFFLINE"}
         assert not unknown, f"{name} sets variables the code does not read: {unknown}"
     pg_env = SERVICES["postgres"]["environment"]
-    assert (
-        f"{pg_env['POSTGRES_USER']}:{pg_env['POSTGRES_PASSWORD']}@"
-        in (SERVICES["api"]["environment"]["DATABASE_URL"])
+    required = re.compile(r"\$\{[A-Z_]+:\?[^}]+\}")
+    # Passwords are required secrets, never defaults written in the file.
+    assert required.fullmatch(pg_env["POSTGRES_PASSWORD"])
+    migrate = SERVICES["migrate"]["environment"]
+    assert migrate["ADMIN_DATABASE_URL"].startswith(
+        f"postgresql+psycopg://{pg_env['POSTGRES_USER']}:"
     )
+    for secret in ("APP_DB_PASSWORD", "AUDITOR_DB_PASSWORD"):
+        assert required.fullmatch(migrate[secret]), secret
+    for name in ("api", "worker", "ui"):
+        env = SERVICES[name]["environment"]
+        # The components connect as the application role and never see the set-up password.
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://asifdb_app:${APP_DB_PASSWORD:?")
+        assert "POSTGRES_PASSWORD" not in str(env) and "ADMIN_DATABASE_URL" not in env
+    assert "asifdb:asifdb" not in (ROOT / "docker-compose.yml").read_text()
 
 
 def test_order_health_gpu_and_volumes() -> None:
