@@ -18,6 +18,12 @@ from sqlalchemy.engine import make_url
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Nothing the suite runs may touch the user's data folder (the default `.asifdb`): every
+# process it starts, and this one, default to a temporary one, removed at the end. The marker
+# lets scripts/test find any process the run left behind.
+_RUN_DATA = Path(tempfile.mkdtemp(prefix="asifdb-test-data-"))
+os.environ["DATA_DIR"] = str(_RUN_DATA)
+os.environ["ASIFDB_TEST_RUN"] = str(_RUN_DATA)
 
 from asifdb.db import embedded, roles, schema  # noqa: E402
 from asifdb.db.session import make_engine, with_user  # noqa: E402
@@ -44,6 +50,11 @@ TEMPLATE = "asifdb_template"
 def _admin_url(server_url: str) -> str:
     url = make_url(server_url)
     return f"postgresql://postgres@/postgres?host={url.query['host']}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    embedded.stop(_RUN_DATA / "pg")
+    shutil.rmtree(_RUN_DATA, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
