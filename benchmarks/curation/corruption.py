@@ -215,6 +215,7 @@ def _value(platform: Platform) -> dict:
             live=platform.live,
             encoders=platform.encoders,
             folder=SHARED_DATA / "cifar10" / "test",
+            roots=None,  # the benchmark runs on the server, as the operator
             templates="cifar",
             k=800,
             p=8.0,

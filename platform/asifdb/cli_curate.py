@@ -155,6 +155,7 @@ def value(
             live=platform.live,
             encoders=platform.encoders,
             folder=folder,
+            roots=None,  # the operator, on the server: any folder they can read
             templates=templates,
             classnames=classnames,
             k=platform.settings.k,

@@ -52,6 +52,10 @@ def services(settings: Settings) -> list[Service]:
     ]
 
 
+# A worker mid-batch hands it back (acks late: the broker redelivers it) when killed.
+STOP_GRACE_S = 10.0
+
+
 def run(services_to_run: list[Service], env: dict[str, str]) -> int:
     """Start every service, wait until one exits or we are told to stop, then stop them all."""
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -84,8 +88,12 @@ def run(services_to_run: list[Service], env: dict[str, str]) -> int:
         for child in children.values():
             if child.poll() is None:
                 child.terminate()
+        # One deadline for all of them: the platform is down within STOP_GRACE_S of Ctrl-C.
+        deadline = time.monotonic() + STOP_GRACE_S
         for child in children.values():
             try:
-                child.wait(timeout=20)
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop in %.0f s: killed", child.pid, STOP_GRACE_S)
                 child.kill()
+                child.wait()

@@ -71,9 +71,67 @@ class Settings(BaseSettings):
     )
     eval_templates: str = Field(default="default", description="Template set name or file.")
     eval_limit_per_class: int = Field(default=10, ge=1, description="Images a class checked.")
+    source_roots: list[Path] = Field(
+        default=[],
+        description=(
+            "Server folders API callers may name (pair value's labelled folder), as a JSON "
+            "list, e.g. '[\"/srv/asifdb/eval\"]'. Empty (default): none; CLI commands, run "
+            "by the operator on the server, are not limited by it."
+        ),
+    )
+    max_value_images: int = Field(
+        default=5_000, ge=2, description="Images one pair-value request may encode, at most."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ui_port: int = 8501
+
+    # What one API request may send and ask for (asifdb/limits.py, api/boundary.py); why each
+    # default, in docs/api.md. Bytes are refused with 413 while the body streams.
+    api_max_json_bytes: int = Field(default=1 << 20, ge=1, description="A JSON body's bytes.")
+    api_max_classify_bytes: int = Field(
+        default=64 << 20, ge=1, description="A /v1/classify body's bytes (images and fields)."
+    )
+    api_max_retrieve_bytes: int = Field(
+        default=64 << 20, ge=1, description="A /v1/retrieve body's bytes (images and fields)."
+    )
+    api_max_upload_bytes: int = Field(
+        default=256 << 20, ge=1, description="A /v1/pairs upload's bytes, all files together."
+    )
+    api_max_upload_files: int = Field(default=1000, ge=1, description="Images per upload.")
+    api_max_image_bytes: int = Field(default=20 << 20, ge=1, description="One image's bytes.")
+    api_max_images: int = Field(default=64, ge=1, le=64, description="Images per classify.")
+    api_max_candidate_images: int = Field(
+        default=32, ge=1, description="Candidate images per retrieval."
+    )
+    api_max_candidate_texts: int = Field(
+        default=1000, ge=1, le=1000, description="Candidate texts per retrieval."
+    )
+    api_max_text_chars: int = Field(
+        default=2000, ge=1, description="One query text, candidate text or caption."
+    )
+    api_max_labels: int = Field(default=1000, ge=2, le=1000, description="Labels per request.")
+    api_max_templates: int = Field(default=100, ge=1, le=100, description="Templates a request.")
+    api_max_template_chars: int = Field(default=500, ge=3, description="One template's length.")
+    api_max_captions: int = Field(
+        default=2000, ge=2, description="Labels x templates: the captions one request encodes."
+    )
+    api_heavy_concurrency: int = Field(
+        default=4, ge=1, description="Classify/retrieve/impact requests computed at once."
+    )
+    api_rate_limit: str = Field(
+        default="600/minute", description="Requests per key (`limits` notation, moving window)."
+    )
+    api_auth_failure_limit: str = Field(
+        default="30/minute", description="Requests with a missing or wrong key, per address."
+    )
+    api_anonymous_rate_limit: str = Field(
+        default="300/minute", description="Keyless /health and /docs requests, per address."
+    )
+    api_rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the counters live: memory:// (one process) or redis://host/db.",
+    )
 
     @field_validator(
         "database_url",

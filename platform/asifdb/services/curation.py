@@ -5,7 +5,7 @@ Called by `asifdb curate`, `/v1/curation/...` and the Curate page. The math is e
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
-from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.errors import Conflict, InvalidInput, NotFound, TooLarge
+from asifdb.ingest.roots import under_roots
 from asifdb.services import labelsets, licences, model
 from asifdb.services.evaluation import read_folder, read_image
 from asifdb.services.model import Encoders
@@ -433,6 +434,7 @@ def pair_values(
     live: LiveModel,
     encoders: Encoders,
     folder: Path | str,
+    roots: Sequence[Path] | None,
     templates: list[str] | str | None = None,
     classnames: Path | str | None = None,
     k: int = 800,
@@ -441,8 +443,13 @@ def pair_values(
     limit_per_class: int | None = None,
     counts: tuple[int, ...] = WHAT_IF_COUNTS,
     top: int = 20,
+    max_images: int | None = None,
 ) -> dict[str, Any]:
     """Each pair's value on a labelled folder, and accuracy after excluding the most harmful.
+
+    `roots`: the folders a remote caller may name (ingest.roots.under_roots); None only for
+    the operator on the server (the CLI). At most `max_images` images are encoded (TooLarge
+    past it, before any is read).
 
     The folder's images are split in two halves (alternating within each class, by file name):
     values are found on the first, and the "what if" accuracy after excluding the N most
@@ -455,8 +462,17 @@ def pair_values(
         raise InvalidInput(f"aggregation {aggregation!r}: use 'max' or 'mean'")
     if any(c < 0 for c in counts):
         raise InvalidInput("counts of pairs to exclude must be 0 or more")
+    if roots is not None:
+        folder = under_roots(folder, roots=roots, what="folder")
+        if classnames is not None:
+            classnames = under_roots(classnames, roots=roots, what="classnames")
     started = time.perf_counter()
     labelled = read_folder(folder, classnames=classnames, limit_per_class=limit_per_class)
+    if max_images is not None and len(labelled.images) > max_images:
+        raise TooLarge(
+            f"the folder has {len(labelled.images):,} images: at most {max_images:,} a request "
+            "(MAX_VALUE_IMAGES); pass limit_per_class"
+        )
     candidates = labelsets.check(list(labelled.classes), templates)
     n_classes, n_templates = len(candidates.classes), len(candidates.templates)
     seen: dict[int, int] = {}

@@ -47,9 +47,13 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 180) 
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
+    started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
+    stopped_in = time.monotonic() - started
     assert proc.returncode == 0, out
+    # Ctrl-C stops every child (worker, API, UI) and the embedded server within 15 s.
+    assert stopped_in < 15, f"asifdb up took {stopped_in:.1f} s to stop"
     return out
 
 

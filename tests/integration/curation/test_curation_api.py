@@ -19,7 +19,11 @@ from tests.integration.curation.conftest import NOISY, K, Seeded
 @pytest.fixture
 def api(seeded: Seeded, tmp_path: Path, encoders: Encoders) -> Iterator[str]:
     data_dir = tmp_path / "data"
-    app = create_app(Settings(database_url=seeded.clone(data_dir), data_dir=data_dir, k=K))
+    roots = [tmp_path / "allowed"]
+    roots[0].mkdir()
+    app = create_app(
+        Settings(database_url=seeded.clone(data_dir), data_dir=data_dir, k=K, source_roots=roots)
+    )
     app.state.platform.__dict__["encoders"] = encoders
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,24 +87,38 @@ def test_roles_lists_and_acts(api: str, seeded: Seeded) -> None:
 def test_pair_value_refuses_bad_folders_fast_and_records_nothing(
     api: str, seeded: Seeded, tmp_path: Path
 ) -> None:
-    not_images = tmp_path / "not-images" / "cat"
+    allowed = tmp_path / "allowed"  # the server's SOURCE_ROOTS (the api fixture)
+    not_images = allowed / "not-images" / "cat"
     not_images.mkdir(parents=True)
     (not_images / "a.jpg").write_text("this is not a JPEG")
+    secret = tmp_path / "secret" / "cat"
+    secret.mkdir(parents=True)
+    (secret / "a.png").write_bytes(b"not yours")
+    (allowed / "escape").symlink_to(tmp_path / "secret")
     bad = {
-        "": "at least",
-        "relative/folder": "pattern",
-        "/": None,
-        "/proc": None,
-        str(tmp_path / "missing"): None,
-        str(tmp_path / "not-images"): None,
+        "": (422, "at least"),
+        "relative/folder": (422, "pattern"),
+        str(allowed / "not-images"): (422, None),
+        "/": (422, "at least"),
+        "/proc": (403, "SOURCE_ROOTS"),
+        "/etc/shadow": (403, "SOURCE_ROOTS"),
+        str(tmp_path / "secret"): (403, "SOURCE_ROOTS"),
+        str(allowed / "escape"): (403, "SOURCE_ROOTS"),  # a symlink out of the root
+        str(allowed / ".." / "secret"): (403, "SOURCE_ROOTS"),
+        str(allowed / "missing"): (403, "SOURCE_ROOTS"),
     }
     with _client(api, seeded, "auditor") as client:
         before = client.get("/v1/curation/reviews").json()
-        for folder, words in bad.items():
+        for folder, (status, words) in bad.items():
             started = time.monotonic()
             response = client.post("/v1/curation/value", json={"folder": folder})
-            assert response.status_code == 422, (folder, response.text)
+            assert response.status_code == status, (folder, response.text)
             assert time.monotonic() - started < 10, folder
             if words:
                 assert words in response.text
+            if status == 403:  # never the refused path, nor what lies outside the roots
+                assert "secret" not in response.text and "shadow" not in response.text
+        classnames = {"folder": str(allowed / "not-images"), "classnames": "/etc/passwd"}
+        refused = client.post("/v1/curation/value", json=classnames)
+        assert refused.status_code == 403 and "root:" not in refused.text
         assert client.get("/v1/curation/reviews").json() == before

@@ -198,6 +198,7 @@ def test_pair_value_finds_the_harmful_pairs_and_the_what_if_is_a_dry_run(
             live=platform.live,
             encoders=platform.encoders,
             folder=folder,
+            roots=[folder.parent],
             k=K,
             counts=(0, 3),
             top=5,

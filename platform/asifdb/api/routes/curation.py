@@ -2,7 +2,6 @@
 the review queue; mark, reject, restore, revoke. Lists: steward/auditor/admin; acts: steward/admin.
 """
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -36,8 +35,8 @@ class DuplicateRefresh(BaseModel):
 
 class ValueRequest(BaseModel):
     folder: ServerPath = Field(
-        description="An absolute path on the server: a folder with one sub-folder of images a "
-        "class (422 if it is not one)."
+        description="An absolute path on the server under SOURCE_ROOTS (403 otherwise): a "
+        "folder with one sub-folder of images a class (422 if it is not one)."
     )
     templates: (
         Annotated[list[Template], Field(max_length=labelsets.MAX_TEMPLATES)] | Name | None
@@ -100,13 +99,16 @@ def duplicates(
 def value(
     body: ValueRequest, session: SessionDep, platform: PlatformDep, _: Reader
 ) -> dict[str, Any]:
+    settings = platform.settings
     return curation.pair_values(
         session,
         live=platform.live,
         encoders=platform.encoders,
-        folder=Path(body.folder),
+        folder=body.folder,
+        roots=settings.source_roots,
         templates=body.templates,
         classnames=body.classnames,
+        max_images=settings.max_value_images,
         k=platform.settings.k,
         p=platform.settings.p,
         limit_per_class=body.limit_per_class,
