@@ -48,7 +48,12 @@ def run(
     agreement and the HNSW pass's time."""
     with platform.sessions() as session:
         anchors = load_anchors(session)
-    index = ann_index.build(platform.engine)
+    # Building the index is schema work: the set-up role's (ADMIN_DATABASE_URL, or embedded).
+    setup = Platform(platform.settings, role="setup")
+    try:
+        index = ann_index.build(setup.engine)
+    finally:
+        setup.close(keep_server=True)
     out: runner.Result = {"k": k, "p": p, "sets": {}, "index": index.as_dict()}
     for test in sets:
         ann = _evaluate(platform, test, Options(k=k, p=p, method="ann"))

@@ -18,7 +18,7 @@ from asifdb.settings import Settings
 from benchmarks.results.anchors_db import ANCHORS_LICENCE, clone, ingest
 from benchmarks.results.datasets import LabelledSet
 from benchmarks.results.memo_encoder import MemoImageEncoder
-from tests.conftest import create_database
+from tests.conftest import create_database, setup_url
 from tests.samples import copy_samples
 
 ANCHOR_PAIRS = 160
@@ -89,7 +89,9 @@ def anchors_url(
 
 
 def _platform(url: str, encoders: Encoders, data_dir: Path) -> Platform:
-    platform = Platform(Settings(database_url=url, data_dir=data_dir))
+    # The set-up URL too: the ANN benchmark builds the HNSW index, which is schema work.
+    settings = Settings(database_url=url, admin_database_url=setup_url(url), data_dir=data_dir)
+    platform = Platform(settings)
     platform.__dict__["encoders"] = encoders  # the run's loaded encoders, not a fresh load
     return platform
 
