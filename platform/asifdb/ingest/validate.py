@@ -94,6 +94,16 @@ def validate(item: SourceItem, limits: Limits = DEFAULT_LIMITS) -> ValidItem | R
     """The item made valid, or rejected with the first problem found (cheap checks first)."""
     if item.reject_reason is not None:
         return _rejected(item, item.reject_reason)
+    unstorable = [name for name in ("key", "source_uri", "metadata") if _unstorable(item, name)]
+    if unstorable:
+        return _rejected(
+            item,
+            RejectReason(
+                RejectCode.BAD_RECORD,
+                f"the item's {' and '.join(unstorable)} hold a NUL byte or a lone surrogate, "
+                "which the database cannot store: remove it",
+            ),
+        )
     caption = _check_caption(item.caption, limits)
     if isinstance(caption, RejectReason):
         return _rejected(item, caption)
@@ -116,7 +126,31 @@ def validate(item: SourceItem, limits: Limits = DEFAULT_LIMITS) -> ValidItem | R
 
 
 def _rejected(item: SourceItem, reason: RejectReason) -> Rejected:
-    return Rejected(item.key, reason, item.source_uri, item.caption, item.metadata)
+    # A reject is stored too: what it keeps must be storable, or one item fails its batch.
+    return Rejected(
+        storable(item.key),
+        reason,
+        storable(item.source_uri),
+        None if item.caption is None else storable(item.caption),
+        storable(item.metadata),
+    )
+
+
+def storable(value: Any) -> Any:
+    """`value` with every string cleaned of what PostgreSQL refuses (NUL, lone surrogates)."""
+    if isinstance(value, str):
+        cleaned = value.replace("\x00", "\ufffd")
+        return cleaned.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(storable(v) for v in value)
+    return value
+
+
+def _unstorable(item: SourceItem, name: str) -> bool:
+    value = getattr(item, name)
+    return storable(value) != value
 
 
 def normalise_caption(text: str) -> str:

@@ -151,3 +151,29 @@ def test_caption_rejections(real_samples) -> None:
     assert _code(_item(jpg, "bad \udcff tail")) == RejectCode.CAPTION_NOT_UTF8
     result = validate(_item(jpg, "a" * 1001))
     assert isinstance(result, Rejected) and "1,001" in result.reason.message
+
+
+@pytest.mark.parametrize(
+    ("field", "poison"),
+    [
+        ("key", "cat\x00.jpg"),
+        ("source_uri", "upload/cat\x00.jpg"),
+        ("metadata", {"upload_name": "cat\x00.jpg", "tags": ["ok", "b\x00d"]}),
+        ("metadata", {"note": "lone \ud800 surrogate"}),
+    ],
+)
+def test_what_the_database_cannot_store_is_a_reject_that_can_be_stored(
+    real_samples, field: str, poison: object
+) -> None:
+    # A NUL in a file name or in metadata used to fail the whole batch on a database error.
+    fields = {"key": "k", "source_uri": "x", "metadata": {}}
+    fields[field] = poison
+    item = SourceItem(
+        fields["key"], real_samples[0][1], "a cat", fields["source_uri"], fields["metadata"]
+    )
+    result = validate(item)
+    assert isinstance(result, Rejected) and result.reason.code == RejectCode.BAD_RECORD
+    assert field in result.reason.message
+    stored = repr((result.key, result.source_uri, result.caption, result.metadata))
+    assert "\\x00" not in stored and "\\ud800" not in stored
+    assert "\ufffd" in stored or "?" in stored
