@@ -296,6 +296,7 @@ def _ingest(
             with timer.stage("blobs_wait"):
                 stored.result()
         with timer.stage("database"):
+            may_use = licences.hold_for_adding(session, licence_id=job.license_id)
             new_ids = _insert_pairs(session, job, encoders, to_encode, image_emb, text_emb)
         for (ordinal, valid), pair_id in zip(to_encode, new_ids, strict=True):
             if pair_id is None:  # a concurrent job inserted the same pair first
@@ -319,7 +320,8 @@ def _ingest(
                 model.ensure_state(
                     session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
                 )
-                model.open_usability(session, pair_ids=added, version=version)
+                if may_use:  # else revoked meanwhile: the pairs are in, not in the model
+                    model.open_usability(session, pair_ids=added, version=version)
             session.add(
                 AuditEvent(
                     actor=job.created_by or "unknown",

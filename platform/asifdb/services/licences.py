@@ -78,6 +78,21 @@ def list_all(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def hold_for_adding(session: Session, *, licence_id: int) -> bool:
+    """Lock the licence against revocation and restoration until this transaction ends;
+    True if pairs added under it now may become usable.
+
+    Adding pairs holds this share lock while it inserts; revoke and restore take the row's
+    exclusive lock first. So a revoke either commits before (the batch then sees it here and
+    opens no usability) or waits for the batch's commit (and then closes the new pairs too):
+    from the commit of a revoke on, no pair of the licence becomes usable.
+    """
+    status = session.scalar(
+        select(License.status).where(License.id == licence_id).with_for_update(read=True)
+    )
+    return status == "active"
+
+
 def _locked(session: Session, name_or_id: str | int) -> License:
     column = License.id if isinstance(name_or_id, int) else License.name
     licence = session.scalar(select(License).where(column == name_or_id).with_for_update())
