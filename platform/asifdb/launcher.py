@@ -52,7 +52,8 @@ def services(settings: Settings) -> list[Service]:
     ]
 
 
-# A worker mid-batch hands it back (acks late: the broker redelivers it) when killed.
+# A worker killed mid-batch loses nothing: acks late, and recovery redoes the batch from the
+# job tables.
 STOP_GRACE_S = 10.0
 
 
@@ -85,15 +86,23 @@ def run(services_to_run: list[Service], env: dict[str, str]) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        # One deadline for all of them: the platform is down within STOP_GRACE_S of Ctrl-C.
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("pid %d did not stop in %.0f s: killed", child.pid, STOP_GRACE_S)
-                child.kill()
-                child.wait()
+        _stop_all(list(children.values()))
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every child, one shared STOP_GRACE_S deadline, then SIGKILL to the rest: the
+    platform is down within STOP_GRACE_S of Ctrl-C. A second Ctrl-C kills at once."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    try:
+        for child in children:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    for child in children:
+        if child.poll() is None:
+            log.warning("pid %d did not stop: killed", child.pid)
+            child.kill()
+            child.wait()
