@@ -66,6 +66,7 @@ def start(pgdata: Path) -> str:
         with engine.connect() as conn:
             roles.ensure_roles(conn)
             roles.grant_database(conn)
+            roles.ensure_broker_schema(conn)
     finally:
         engine.dispose()
     return url

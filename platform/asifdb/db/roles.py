@@ -101,10 +101,16 @@ def apply(conn: Connection) -> None:
     conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {AUDITOR}"))
     for table in HIDDEN_FROM_AUDITORS:
         conn.execute(text(f"REVOKE ALL ON {table} FROM {AUDITOR}"))
-    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {BROKER_SCHEMA} AUTHORIZATION {APP}"))
-    conn.execute(text(f"REVOKE ALL ON SCHEMA {BROKER_SCHEMA} FROM PUBLIC, {AUDITOR}"))
+    ensure_broker_schema(conn)
     for function in _LARGE_OBJECT_FUNCTIONS:
         conn.execute(text(f"REVOKE EXECUTE ON FUNCTION pg_catalog.{function} FROM PUBLIC"))
+
+
+def ensure_broker_schema(conn: Connection) -> None:
+    """The embedded Celery broker's schema, the application role's, hidden from auditors (the
+    broker may be used before any migration, e.g. by a worker started first)."""
+    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {BROKER_SCHEMA} AUTHORIZATION {APP}"))
+    conn.execute(text(f"REVOKE ALL ON SCHEMA {BROKER_SCHEMA} FROM PUBLIC, {AUDITOR}"))
 
 
 def _own_everything(conn: Connection) -> None:

@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import text
 
 from asifdb.anchors import ann_index
+from asifdb.db.session import make_engine
+from tests.conftest import setup_url
 from tests.integration.api.conftest import Api
 from tests.samples import cifar_subset, ingest_now, tiny_shard
 
@@ -176,7 +178,9 @@ def test_the_ann_path_agrees_with_the_exact_path(seeded: Api, shared_data: Path)
         # No index yet: a clear conflict naming the command, and nothing recorded.
         refused = _classify(client, images[0], method="ann")
         assert refused.status_code == 409 and "asifdb ann build" in refused.json()["detail"]
-        ann_index.build(seeded.platform.engine)
+        setup = make_engine(setup_url(seeded.platform.url))  # an index is schema work
+        ann_index.build(setup)
+        setup.dispose()
         for image in images:
             [exact] = _classify(client, image, method="exact").json()
             [ann] = _classify(client, image, method="ann").json()
