@@ -1,12 +1,10 @@
 """Real sources for tests: samples of the shared webdataset, plus bad items beside them."""
 
 import io
-import json
 import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,13 +12,6 @@ from PIL import Image
 
 if TYPE_CHECKING:
     from asifdb.context import Platform
-    from asifdb.ingest import Source
-
-# SOURCE_ROOTS for the suite: its sources lie in pytest's temporary folders or the real data.
-TEST_ROOTS = (
-    Path(tempfile.gettempdir()),
-    Path(os.environ.get("SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared/data"),
-)
 
 
 def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -77,12 +68,7 @@ def ingest_now(
     with platform.sessions.begin() as session:
         licences.create(session, name=licence, actor=actor)
         job = ingestion.start_job(
-            session,
-            source=str(source),
-            roots=TEST_ROOTS,
-            license_name=licence,
-            actor=actor,
-            **options,
+            session, source=str(source), license_name=licence, actor=actor, **options
         )
         batches = ingestion.pending_batches(session, job_id=job.id)
     for batch in batches:
@@ -116,12 +102,7 @@ def ingest_cifar_folders(platform: "Platform", source: Path, licence: str) -> No
 
 def cli_env(database_url: str, data_dir: Path | None = None) -> dict[str, str]:
     """This process's environment pointed at that database (and data folder), offline."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "HF_HUB_OFFLINE": "1",
-        "SOURCE_ROOTS": json.dumps([str(root) for root in TEST_ROOTS]),
-    }
+    env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
     return env
@@ -140,10 +121,3 @@ def asifdb_cli(
         timeout=timeout,
         check=False,
     )
-
-
-def open_test_source(path: Path | str, **options: object) -> "Source":
-    """`open_source` under the suite's roots."""
-    from asifdb.ingest import open_source
-
-    return open_source(path, roots=TEST_ROOTS, **options)  # type: ignore[arg-type]

@@ -411,7 +411,6 @@ def ingest(
             job = ingestion.start_job(
                 session,
                 source=source,
-                roots=platform.settings.source_roots,
                 license_name=license,
                 actor=CLI_ACTOR,
                 collection=collection,
@@ -534,10 +533,7 @@ def eval_(
                 live=platform.live,
                 encoders=platform.encoders,
                 folder=folder,
-                roots=platform.settings.source_roots,
-                templates=evaluation.read_templates(
-                    templates, roots=platform.settings.source_roots
-                ),
+                templates=evaluation.read_templates(templates),
                 classnames=classnames,
                 options=options,
                 limit_per_class=limit,
