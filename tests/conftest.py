@@ -4,6 +4,7 @@ Databases are cloned from a migrated template, so each test starts from an empty
 head in about 100 ms. Nothing here fakes the database.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -45,6 +46,9 @@ def _shared_data() -> Path:
 
 SHARED_DATA = _shared_data()
 TEMPLATE = "asifdb_template"
+# The suite's sources lie in temporary folders or the real data: those are its SOURCE_ROOTS, for
+# this process and every one it starts (the default, ../shared/data, depends on the checkout).
+os.environ["SOURCE_ROOTS"] = json.dumps([tempfile.gettempdir(), str(SHARED_DATA)])
 
 
 def _admin_url(server_url: str) -> str:

@@ -1,10 +1,12 @@
 """Real sources for tests: samples of the shared webdataset, plus bad items beside them."""
 
 import io
+import json
 import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,15 @@ from PIL import Image
 
 if TYPE_CHECKING:
     from asifdb.context import Platform
+    from asifdb.ingest import Source
+
+# SOURCE_ROOTS for the suite: its sources lie in pytest's temporary folders or the real data.
+# tests/conftest.py sets SOURCE_ROOTS for the run; a benchmark importing this module has its own.
+TEST_ROOTS = tuple(
+    Path(root)
+    for root in json.loads(os.environ.get("SOURCE_ROOTS") or "[]")
+    or [tempfile.gettempdir(), Path(__file__).resolve().parents[2] / "shared/data"]
+)
 
 
 def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -68,7 +79,12 @@ def ingest_now(
     with platform.sessions.begin() as session:
         licences.create(session, name=licence, actor=actor)
         job = ingestion.start_job(
-            session, source=str(source), license_name=licence, actor=actor, **options
+            session,
+            source=str(source),
+            roots=TEST_ROOTS,
+            license_name=licence,
+            actor=actor,
+            **options,
         )
         batches = ingestion.pending_batches(session, job_id=job.id)
     for batch in batches:
@@ -102,7 +118,12 @@ def ingest_cifar_folders(platform: "Platform", source: Path, licence: str) -> No
 
 def cli_env(database_url: str, data_dir: Path | None = None) -> dict[str, str]:
     """This process's environment pointed at that database (and data folder), offline."""
-    env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HF_HUB_OFFLINE": "1",
+        "SOURCE_ROOTS": json.dumps([str(root) for root in TEST_ROOTS]),
+    }
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
     return env
@@ -121,3 +142,10 @@ def asifdb_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def open_test_source(path: Path | str, **options: object) -> "Source":
+    """`open_source` under the suite's roots."""
+    from asifdb.ingest import open_source
+
+    return open_source(path, roots=TEST_ROOTS, **options)  # type: ignore[arg-type]

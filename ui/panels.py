@@ -1,10 +1,11 @@
-"""What several pages draw: image thumbnails from the blob store, a table of pairs with them,
-and one pair with its provenance and licence."""
+"""What several pages draw: image thumbnails from the blob store, a table of pairs with them
+(for keys that may read pairs, as the API's), and one pair with its provenance and licence."""
 
 import base64
 import io
 from typing import Any
 
+import gate
 import pandas as pd
 import runtime
 import streamlit as st
@@ -32,14 +33,15 @@ def thumbnail(blob_uri: str) -> str | None:
 
 
 def pairs_table(rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
-    """Rows that each name a `pair_id`, with the pair's thumbnail first; `columns` maps each
-    shown field to its `st.column_config` (or a label)."""
+    """Rows that each name a `pair_id`, with the pair's thumbnail first where the key may read
+    pairs; `columns` maps each shown field to its `st.column_config` (or a label)."""
     frame = pd.DataFrame(rows, columns=["pair_id", *columns])
-    with runtime.platform().sessions() as session:
-        uris = collection.blob_uris(session, pair_ids=[int(i) for i in frame["pair_id"]])
-    frame.insert(
-        0, "image", [thumbnail(u) if (u := uris.get(int(i))) else None for i in frame["pair_id"]]
-    )
+    if gate.may("pairs:read"):
+        gate.allow("pairs:read")
+        with runtime.platform().sessions() as session:
+            uris = collection.blob_uris(session, pair_ids=[int(i) for i in frame["pair_id"]])
+        thumbnails = [thumbnail(u) if (u := uris.get(int(i))) else None for i in frame["pair_id"]]
+        frame.insert(0, "image", thumbnails)
     st.dataframe(
         frame,
         hide_index=True,
@@ -53,7 +55,9 @@ def pairs_table(rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
 
 
 def pair_detail(pair_id: int) -> dict[str, Any]:
-    """The pair's image, caption, licence and provenance, drawn; returns what `pairs.get` says."""
+    """The pair's image, caption, licence and provenance, drawn (the API's pairs:read); returns
+    what `pairs.get` says."""
+    gate.allow("pairs:read")
     with runtime.platform().sessions() as session:
         pair = pairs.get(session, pair_id=pair_id)
     left, right = st.columns([1, 2])

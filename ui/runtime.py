@@ -1,21 +1,19 @@
-"""The UI process's platform (one per Streamlit server) and each browser session's signed-in key.
+"""The UI process's platform (one per Streamlit server), and how every page shows an error: a
+domain error as its message, anything else as a generic one, logged here, never a traceback."""
 
-`app.py` signs people in; pages call `platform()`, `principal()`, `may()` and `reported()`.
-"""
-
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
 
 from asifdb.context import Platform
-from asifdb.errors import AsifdbError, Unauthorized
-from asifdb.services import keys
-from asifdb.services.keys import Principal
+from asifdb.errors import AsifdbError
 from asifdb.settings import get_settings
 
-_KEY = "api_key"
-_PRINCIPAL = "principal"
+log = logging.getLogger("asifdb.ui")
+
+UNEXPECTED = "Something went wrong on the server; it is logged there. Try again, or ask an admin."
 
 
 @st.cache_resource(show_spinner="Connecting to the database…")
@@ -24,48 +22,14 @@ def platform() -> Platform:
     return Platform(get_settings())
 
 
-def sign_in(key: str) -> Principal:
-    """Check the key and keep it for this browser session; raises Unauthorized if it is bad."""
-    with platform().sessions() as session:
-        who = keys.authenticate(session, key=key.strip())
-    st.session_state[_KEY] = key.strip()
-    return who
-
-
-def sign_out() -> None:
-    st.session_state.pop(_KEY, None)
-    st.session_state.pop(_PRINCIPAL, None)
-
-
-def current() -> Principal | None:
-    """The principal of the kept key, checked again on every run: a revoked key is out at once."""
-    key = st.session_state.get(_KEY)
-    if key is None:
-        return None
-    try:
-        with platform().sessions() as session:
-            who = keys.authenticate(session, key=key)
-    except Unauthorized:
-        sign_out()
-        raise
-    st.session_state[_PRINCIPAL] = who
-    return who
-
-
-def principal() -> Principal:
-    """Who is signed in (pages run only after `app.py` has checked it)."""
-    return st.session_state[_PRINCIPAL]
-
-
-def may(permission: str) -> bool:
-    """Whether the signed-in role carries `permission` (to hide or disable what it may not do)."""
-    return permission in keys.PERMISSIONS[principal().role]
-
-
 @contextmanager
 def reported() -> Iterator[None]:
-    """Show a domain error as the message it is (it names the fix) instead of a traceback."""
+    """Show a domain error as the message it is (it names the fix); log any other error and
+    show only that something went wrong. Streamlit's reruns and stops pass through."""
     try:
         yield
     except AsifdbError as exc:
         st.error(str(exc))
+    except Exception:
+        log.exception("a UI page failed")
+        st.error(UNEXPECTED, icon=":material/error:")

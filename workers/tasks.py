@@ -32,6 +32,7 @@ def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
             blobs=platform.blobs,
             encoders=platform.encoders,
             batch_id=batch_id,
+            limits=ingestion.read_limits(platform.settings),
         )
     except AsifdbError as exc:
         with platform.sessions.begin() as session:

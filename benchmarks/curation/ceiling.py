@@ -30,7 +30,9 @@ SWAPPED, SAMPLE, FOLDS = 1000, 3000, 5
 def embeddings() -> dict[str, np.ndarray]:
     if not CACHE.exists():
         items = [
-            v for v in map(validate, iter_items(open_source(SOURCE))) if isinstance(v, ValidItem)
+            v
+            for v in map(validate, iter_items(open_source(SOURCE, roots=[SOURCE.parent])))
+            if isinstance(v, ValidItem)
         ]
         image = get_encoder("tf_efficientnet_lite0", cache_dir=CACHE.parent / "asifdb-encoders")
         text = get_encoder("all-MiniLM-L6-v2")

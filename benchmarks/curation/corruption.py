@@ -21,9 +21,9 @@ from sqlalchemy import text
 
 from asifdb import engine
 from asifdb.context import Platform
-from asifdb.services import curation, licences, model
+from asifdb.services import curation, evaluation, licences, model
 from benchmarks.results import runner
-from benchmarks.results.anchors_db import ROOT, SHARED_DATA, ingest
+from benchmarks.results.anchors_db import ROOT, ROOTS, SHARED_DATA, ingest
 
 log = logging.getLogger("curation")
 SWAPPED = "swapped-captions"
@@ -214,8 +214,7 @@ def _value(platform: Platform) -> dict:
             session,
             live=platform.live,
             encoders=platform.encoders,
-            folder=SHARED_DATA / "cifar10" / "test",
-            roots=None,  # the benchmark runs on the server, as the operator
+            labelled=evaluation.read_folder(SHARED_DATA / "cifar10" / "test", roots=ROOTS),
             templates="cifar",
             k=800,
             p=8.0,

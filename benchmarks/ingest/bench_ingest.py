@@ -54,7 +54,7 @@ def raw(source: Path, batch_size: int, data_dir: Path, limit: int | None) -> Non
     from asifdb.ingest import ValidItem, iter_items, open_source, validate
     from asifdb.settings import Settings
 
-    opened = open_source(source)
+    opened = open_source(source, roots=[source.parent])
     items = [v for v in (validate(i) for i in iter_items(opened)) if isinstance(v, ValidItem)]
     items = items[:limit]
     encoders = Platform(Settings(data_dir=data_dir), start_embedded=False).encoders

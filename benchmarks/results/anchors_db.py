@@ -43,6 +43,9 @@ SHARED_DATA = _shared_data()
 PAIRS = SHARED_DATA / "tiny-imagenet-pairs-wds"
 # Under /tmp, never the repository: the database and blobs of 20,000 pairs are ~1 GB.
 ROOT = Path(os.environ.get("ASIFDB_RESULTS_DIR", "/tmp/asifdb-results"))
+# Where the benchmarks' sources lie (their SOURCE_ROOTS): the real data, the results folder and
+# the temporary folders the integration tests copy data into.
+ROOTS = (SHARED_DATA, ROOT, Path(tempfile.gettempdir()))
 ANCHORS_LICENCE = "tiny-imagenet-pairs"
 ACTOR = "results"
 
@@ -86,7 +89,12 @@ def ingest(platform: Platform, source: Path, *, licence: str, **options: object)
         if existing is None:
             licences.create(session, name=licence, actor=ACTOR)
             existing = ingestion.start_job(
-                session, source=str(source), license_name=licence, actor=ACTOR, **options
+                session,
+                source=str(source),
+                roots=ROOTS,
+                license_name=licence,
+                actor=ACTOR,
+                **options,
             ).id
         batches = ingestion.pending_batches(session, job_id=existing)
     started = time.perf_counter()

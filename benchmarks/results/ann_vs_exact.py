@@ -15,6 +15,7 @@ from asifdb.context import Platform
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
 from benchmarks.results import runner
+from benchmarks.results.anchors_db import ROOTS
 from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
 from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def _evaluate(platform: Platform, test: LabelledSet, options: Options) -> Evaluation:
     evaluation = evaluate(
+        roots=ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

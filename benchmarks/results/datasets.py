@@ -12,7 +12,7 @@ from asifdb.context import Platform
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.services import labelsets
 from asifdb.services.evaluation import LabelledFolder, read_folder
-from benchmarks.results.anchors_db import SHARED_DATA
+from benchmarks.results.anchors_db import ROOTS, SHARED_DATA
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class LabelledSet:
 
     def read(self) -> LabelledFolder:
         return read_folder(
-            self.folder, classnames=self.classnames, limit_per_class=self.limit_per_class
+            self.folder,
+            roots=ROOTS,
+            classnames=self.classnames,
+            limit_per_class=self.limit_per_class,
         )
 
     def per_class(self, limit: int | None) -> "LabelledSet":

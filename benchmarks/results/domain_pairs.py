@@ -20,7 +20,7 @@ from asifdb.services import licences
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
 from benchmarks.results import runner
-from benchmarks.results.anchors_db import ACTOR, ingest
+from benchmarks.results.anchors_db import ACTOR, ROOTS, ingest
 from benchmarks.results.datasets import CIFAR_TEST, CIFAR_TRAIN, Embedded, LabelledSet, embed
 from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors
 
@@ -31,6 +31,7 @@ TEMPLATE = "a photo of a {}."
 
 def _evaluate(platform: Platform, test: LabelledSet, options: Options) -> Evaluation:
     evaluation = evaluate(
+        roots=ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

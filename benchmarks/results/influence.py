@@ -16,7 +16,7 @@ from asifdb.context import Platform
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
 from benchmarks.results import runner
-from benchmarks.results.anchors_db import ACTOR
+from benchmarks.results.anchors_db import ACTOR, ROOTS
 from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, Embedded, LabelledSet, embed
 from benchmarks.results.engine_sweep import Anchors, Sweep, load_anchors
 
@@ -37,6 +37,7 @@ def _evaluate(
     platform: Platform, test: LabelledSet, options: Options, *, record: bool = False
 ) -> Evaluation:
     evaluation = evaluate(
+        roots=ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

@@ -15,6 +15,7 @@ from asifdb.services.classify import Options, classify
 from asifdb.services.evaluation import evaluate, read_folder
 from asifdb.services.labelsets import check
 from benchmarks.results import runner
+from benchmarks.results.anchors_db import ROOTS
 from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def run(
 
         def timed(record: bool, test: LabelledSet = test) -> float:
             evaluation = evaluate(
+                roots=ROOTS,
                 sessions=platform.sessions,
                 live=platform.live,
                 encoders=platform.encoders,
@@ -78,7 +80,7 @@ def run(
             rates["encoder_only"].append(len(images) / (time.perf_counter() - started))
             loads["encoder_only"].append(os.getloadavg()[0])
         latencies = []
-        for path, _ in read_folder(test.folder, limit_per_class=1).images[:single]:
+        for path, _ in read_folder(test.folder, roots=ROOTS, limit_per_class=1).images[:single]:
             started = time.perf_counter()
             with platform.sessions.begin() as session:
                 classify(

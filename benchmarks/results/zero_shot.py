@@ -19,6 +19,7 @@ from asifdb.context import Platform
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
 from benchmarks.results import runner
+from benchmarks.results.anchors_db import ROOTS
 from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
 from benchmarks.results.engine_sweep import (
     Sweep,
@@ -36,6 +37,7 @@ def _evaluate(platform: Platform, labelled: LabelledSet, options: Options) -> Ev
             log.info("%s %s: %d/%d", labelled.name, options.aggregation, done, total)
 
     return evaluate(
+        roots=ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

@@ -411,6 +411,7 @@ def ingest(
             job = ingestion.start_job(
                 session,
                 source=source,
+                roots=platform.settings.source_roots,
                 license_name=license,
                 actor=CLI_ACTOR,
                 collection=collection,
@@ -533,7 +534,10 @@ def eval_(
                 live=platform.live,
                 encoders=platform.encoders,
                 folder=folder,
-                templates=evaluation.read_templates(templates),
+                roots=platform.settings.source_roots,
+                templates=evaluation.read_templates(
+                    templates, roots=platform.settings.source_roots
+                ),
                 classnames=classnames,
                 options=options,
                 limit_per_class=limit,

@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from asifdb.context import Platform, platform_at_head
-from asifdb.services import curation
+from asifdb.services import curation, evaluation
 
 app = typer.Typer(help="Curation: mismatched captions, near-duplicates, harmful pairs; act.")
 ACTOR = "cli"
@@ -150,17 +150,21 @@ def value(
     """Each pair's value on a labelled folder, and accuracy without the most harmful (dry run)."""
     counts = tuple(int(c) for c in exclude.split(",") if c.strip())
     with _session() as (platform, session):
+        labelled = evaluation.read_folder(
+            folder,
+            roots=platform.settings.source_roots,
+            classnames=classnames,
+            limit_per_class=limit,
+            max_images=platform.settings.max_value_images,
+        )
         report = curation.pair_values(
             session,
             live=platform.live,
             encoders=platform.encoders,
-            folder=folder,
-            roots=None,  # the operator, on the server: any folder they can read
+            labelled=labelled,
             templates=templates,
-            classnames=classnames,
             k=platform.settings.k,
             p=platform.settings.p,
-            limit_per_class=limit,
             counts=counts,
             top=top,
         )

@@ -71,13 +71,22 @@ class Settings(BaseSettings):
     )
     eval_templates: str = Field(default="default", description="Template set name or file.")
     eval_limit_per_class: int = Field(default=10, ge=1, description="Images a class checked.")
+    # Server folders (asifdb/ingest/roots.py, local_files.py; why each default, in
+    # docs/operations.md). API routes and UI actions take uploads, never a server path.
     source_roots: list[Path] = Field(
-        default=[],
+        default=[Path("../shared/data")],
         description=(
-            "Server folders API callers may name (pair value's labelled folder), as a JSON "
-            "list, e.g. '[\"/srv/asifdb/eval\"]'. Empty (default): none; CLI commands, run "
-            "by the operator on the server, are not limited by it."
+            "The only server folders an operator's command may read (asifdb ingest, eval, "
+            "curate value; EVAL_FOLDER), as a JSON list, e.g. '[\"/srv/asifdb/data\"]'; a "
+            "relative one is taken from the working folder. Default: the README's datasets "
+            "folder beside the checkout."
         ),
+    )
+    source_max_image_bytes: int = Field(
+        default=32 << 20, ge=1, description="An image file a worker reads from a source."
+    )
+    source_max_text_bytes: int = Field(
+        default=1 << 20, ge=1, description="A caption or metadata file (or member), a JSONL line."
     )
     max_value_images: int = Field(
         default=5_000, ge=2, description="Images one pair-value request may encode, at most."

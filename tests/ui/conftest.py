@@ -36,7 +36,7 @@ class Ui:
     keys: dict[str, str]
 
     def app(self, role: str, page: str | None = None) -> AppTest:
-        """`ui/app.py`, signed in with the role's key, on `page` (e.g. "pages/licences.py")."""
+        """`ui/app.py`, signed in with the role's key, on `page` (e.g. "views/licences.py")."""
         at = AppTest.from_file(str(UI / "app.py"), default_timeout=180).run()
         at.text_input[0].set_value(self.keys[role])
         at.button[0].click().run()

@@ -36,7 +36,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def _on(ui: Ui) -> AppTest:
-    at = ui.app("annotator", "pages/add_pairs.py")
+    at = ui.app("annotator", "views/add_pairs.py")
     labelled(at.selectbox, "Licence").set_value(OTHER_LICENCE).run()
     labelled(at.text_input, "Collection").set_value("uploaded").run()
     return at
@@ -85,7 +85,7 @@ def test_a_zip_of_class_folders_is_captioned_by_the_template(ui: Ui, shared_data
     uploader.set_value(("eurosat.zip", _zip(images), "application/zip"))
     labelled(at.text_input, "Caption template ({} is the class name)").set_value(
         "a satellite image of {}."
-    ).run()
+    )
     at.button(key="add_pairs.zip").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     _run_job(ui, at.session_state["add_pairs.job"])
@@ -104,7 +104,7 @@ def test_a_zip_of_class_folders_is_captioned_by_the_template(ui: Ui, shared_data
 def test_a_zip_that_would_write_outside_the_upload_is_refused(ui: Ui) -> None:
     at = _on(ui)
     [uploader] = [u for u in at.file_uploader if "zip" in u.label]
-    uploader.set_value(("evil.zip", _zip({"../../escape/x.png": b"data"}), "application/zip")).run()
+    uploader.set_value(("evil.zip", _zip({"../../escape/x.png": b"data"}), "application/zip"))
     at.button(key="add_pairs.zip").click().run()
     assert "would land outside the upload" in at.error[0].value
     assert "add_pairs.job" not in at.session_state

@@ -15,14 +15,14 @@ def _log(at: AppTest) -> list[dict]:
 
 
 def test_log_filters_drill_in_and_pair_usage(ui: Ui, ship_image: Callable[[int], Path]) -> None:
-    classify = ui.app("app", "pages/classify.py")
+    classify = ui.app("app", "views/classify.py")
     image = ship_image(0)
     classify.file_uploader[0].set_value((image.name, image.read_bytes(), "image/png"))
-    classify.text_area(key="classify.labels").set_value(", ".join(CIFAR)).run()
+    classify.text_area(key="classify.labels").set_value(", ".join(CIFAR))
     labelled(classify.button, "Classify").click().run()
     evidence_pairs = int(classify.caption[0].value.split(" pairs carried it")[0].split()[-1])
 
-    at = ui.app("auditor", "pages/audit.py")
+    at = ui.app("auditor", "views/audit.py")
     [logged] = _log(at)
     assert (logged["predicted_label"], logged["client"], logged["channel"]) == (
         "ship",

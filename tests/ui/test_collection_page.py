@@ -15,7 +15,7 @@ def _found(at: AppTest) -> list[dict]:
 
 
 def test_browse_filter_and_open_a_pair(ui: Ui) -> None:
-    at = ui.app("auditor", "pages/collection.py")
+    at = ui.app("auditor", "views/collection.py")
     assert at.caption[0].value.startswith("120 pairs match")
     assert len(_found(at)) == 50, "one page"
     labelled(at.text_input, "Caption contains").set_value("SHIP").run()
@@ -41,7 +41,7 @@ def test_browse_filter_and_open_a_pair(ui: Ui) -> None:
 def test_image_search_ranks_pairs_by_image_similarity(
     ui: Ui, ship_image: Callable[[int], Path]
 ) -> None:
-    at = ui.app("annotator", "pages/collection.py")
+    at = ui.app("annotator", "views/collection.py")
     image = ship_image(0)
     at.file_uploader[0].set_value((image.name, image.read_bytes(), "image/png")).run()
     found = _found(at)

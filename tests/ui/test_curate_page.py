@@ -11,7 +11,7 @@ def _mismatches(at: AppTest) -> list[dict]:
 
 
 def test_score_list_reject_and_the_pair_leaves_the_model(ui: Ui) -> None:
-    at = ui.app("steward", "pages/curate.py")
+    at = ui.app("steward", "views/curate.py")
     labelled(at.button, "Score new pairs").click().run()
     assert not at.exception, at.exception
     assert "Scored 120 pairs in the encoders' spaces." in at.success[0].value
@@ -32,7 +32,7 @@ def test_score_list_reject_and_the_pair_leaves_the_model(ui: Ui) -> None:
 
 
 def test_an_auditor_reads_the_lists_but_may_not_act(ui: Ui) -> None:
-    at = ui.app("auditor", "pages/curate.py")
+    at = ui.app("auditor", "views/curate.py")
     assert not at.exception, at.exception
     assert labelled(at.button, "Score new pairs").disabled
     assert at.button(key="curate.mismatches.reject").disabled

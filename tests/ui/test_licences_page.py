@@ -14,14 +14,14 @@ def _licences(at: AppTest) -> dict[str, dict]:
 
 
 def test_list_revoke_with_a_reason_and_restore(ui: Ui) -> None:
-    at = ui.app("steward", "pages/licences.py")
+    at = ui.app("steward", "views/licences.py")
     listed = _licences(at)
     assert listed[SHIP_LICENCE]["pairs"] == 12 and listed[SHIP_LICENCE]["usable_pairs"] == 12
     assert listed[OTHER_LICENCE]["usable_pairs"] == 108
     labelled(at.selectbox, "Licence").set_value(SHIP_LICENCE).run()
     labelled(at.button, f"Revoke {SHIP_LICENCE}").click().run()
     assert "a revocation needs a reason" in at.error[0].value
-    labelled(at.text_input, "Reason (kept in the audit log)").set_value("contract ended").run()
+    labelled(at.text_input, "Reason (kept in the audit log)").set_value("contract ended")
     labelled(at.button, f"Revoke {SHIP_LICENCE}").click().run()
     assert not at.exception, at.exception
     assert f"Revoked {SHIP_LICENCE}: 12 pairs left the model" in at.success[0].value
@@ -37,7 +37,7 @@ def test_list_revoke_with_a_reason_and_restore(ui: Ui) -> None:
 
 
 def test_create_a_licence(ui: Ui) -> None:
-    at = ui.app("admin", "pages/licences.py")
+    at = ui.app("admin", "views/licences.py")
     labelled(at.text_input, "Name").set_value("stock-2026")
     labelled(at.text_input, "Holder").set_value("Stock Photos Ltd")
     labelled(at.button, "Create").click().run()
@@ -46,7 +46,7 @@ def test_create_a_licence(ui: Ui) -> None:
 
 
 def test_an_app_key_sees_licences_but_may_not_revoke(ui: Ui) -> None:
-    at = ui.app("app", "pages/licences.py")
+    at = ui.app("app", "views/licences.py")
     assert set(_licences(at)) == {OTHER_LICENCE, SHIP_LICENCE}
     assert labelled(at.button, f"Revoke {OTHER_LICENCE}").disabled
     assert labelled(at.button, "Create").disabled
@@ -56,14 +56,14 @@ def test_an_app_key_sees_licences_but_may_not_revoke(ui: Ui) -> None:
 def test_impact_report_reruns_the_predictions_the_licence_carried(
     ui: Ui, ship_image: Callable[[int], Path]
 ) -> None:
-    at = ui.app("steward", "pages/classify.py")
+    at = ui.app("steward", "views/classify.py")
     image = ship_image(0)
     at.file_uploader[0].set_value((image.name, image.read_bytes(), "image/png"))
-    at.text_area(key="classify.labels").set_value(", ".join(CIFAR)).run()
+    at.text_area(key="classify.labels").set_value(", ".join(CIFAR))
     labelled(at.button, "Classify").click().run()
     assert {m.label: m.value for m in at.metric}["Prediction"] == "ship"
 
-    at.switch_page("pages/licences.py").run()
+    at.switch_page("views/licences.py").run()
     labelled(at.selectbox, "Licence").set_value(SHIP_LICENCE).run()
     labelled(at.button, "Impact report").click().run()
     assert not at.exception, at.exception

@@ -49,8 +49,9 @@ _ERRORS = {
     403: "The key's role does not allow this",
     404: "No such object",
     409: "Conflicts with the current state (for example: no usable pairs yet)",
-    413: "Too large: an upload or a request over the documented limits",
-    422: "Invalid input; `detail` says which and why",
+    413: "Too large: a body over its route's byte limit (`detail` names the setting)",
+    422: "Invalid input; `detail` says which and why (and the setting, for a limit)",
+    429: "Too many requests for this key or address; retry after `Retry-After` seconds",
     503: "Not ready: the database, its schema or the model is unavailable",
 }
 

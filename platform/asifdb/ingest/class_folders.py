@@ -1,11 +1,18 @@
 """Reader for a folder of class folders (`root/<class>/<image>`): each image's caption is a
-template filled with its class name. sources.py lists one Part per class folder."""
+template filled with its class name. sources.py lists one Part per class folder; every file is
+read through local_files (regular files under the source's root only)."""
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from asifdb.ingest.items import RejectReason, SourceItem, read_image_file
+from asifdb.ingest.items import RejectReason, SourceItem
+from asifdb.ingest.local_files import read_item_file
+from asifdb.ingest.roots import inside, relative
+
+if TYPE_CHECKING:
+    from asifdb.ingest.validate import Limits
 
 
 def class_name(folder: str, classnames: Mapping[str, str]) -> str:
@@ -26,13 +33,14 @@ def parse_classnames(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ClassFolder:
-    """One class: every visible file in it is an item keyed `class/file`, sorted by file name.
-
-    Non-images are items too, so they show up as rejects rather than vanish."""
+    """One class: every visible entry but a folder is an item keyed `class/file`, sorted by
+    name. Non-images (a FIFO, a link out of the root) are items too, so they show up as rejects
+    rather than vanish. `root` is the source's root (a real path)."""
 
     path: Path
     caption: str
     class_name: str
+    root: Path
 
     @property
     def name(self) -> str:
@@ -41,14 +49,14 @@ class ClassFolder:
     def declared_count(self) -> int:
         return len(self._files())
 
-    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
+    def read(self, skip: int, limits: "Limits") -> Iterator[SourceItem]:
         for file in self._files()[skip:]:
-            data = read_image_file(file, max_image_bytes)
+            data = read_item_file(file, root=self.root, limit=limits.max_image_bytes)
             yield SourceItem(
                 key=f"{self.name}/{file.name}",
                 image_bytes=data if isinstance(data, bytes) else None,
                 caption=self.caption,
-                source_uri=str(file),
+                source_uri=relative(file, self.root),
                 metadata={"class_folder": self.name, "class_name": self.class_name},
                 reject_reason=data if isinstance(data, RejectReason) else None,
             )
@@ -57,15 +65,18 @@ class ClassFolder:
         return sorted(
             entry
             for entry in self.path.iterdir()
-            if not entry.name.startswith(".") and entry.is_file()
+            if not entry.name.startswith(".") and not entry.is_dir()
         )
 
 
-def list_classes(root: Path, template: str, classnames: Mapping[str, str]) -> list[ClassFolder]:
-    """The visible sub-folders of `root`, by name, each with its caption filled in."""
+def list_classes(
+    folder: Path, template: str, classnames: Mapping[str, str], *, root: Path
+) -> list[ClassFolder]:
+    """The visible sub-folders of `folder`, by name, each with its caption filled in; a link
+    to a folder outside `root` (the source's root) is not one: it is never listed."""
     classes = []
-    for entry in sorted(root.iterdir()):
-        if not entry.name.startswith(".") and entry.is_dir():
+    for entry in sorted(folder.iterdir()):
+        if not entry.name.startswith(".") and entry.is_dir() and inside(root, entry):
             name = class_name(entry.name, classnames)
-            classes.append(ClassFolder(entry, template.format(name), name))
+            classes.append(ClassFolder(entry, template.format(name), name, root))
     return classes

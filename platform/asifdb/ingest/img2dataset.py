@@ -1,5 +1,6 @@
 """Readers for img2dataset output: `webdataset` tar shards and `files` folders of KEY.jpg, KEY.txt
-and KEY.json. sources.py lists them as Parts; their declared sizes come from `NNNNN_stats.json`."""
+and KEY.json. sources.py lists them as Parts; their declared sizes come from `NNNNN_stats.json`.
+Shards, stats and sample files are opened through local_files; tar members are read bounded."""
 
 import json
 import tarfile
@@ -8,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asifdb.ingest.items import (
     RejectCode,
@@ -16,12 +17,24 @@ from asifdb.ingest.items import (
     SourceItem,
     decode_caption,
     image_too_large,
-    read_image_file,
 )
+from asifdb.ingest.local_files import (
+    CAPTION,
+    METADATA,
+    LocalFileError,
+    open_file,
+    read_file,
+    read_item_file,
+)
+from asifdb.ingest.roots import inside, relative
+
+if TYPE_CHECKING:
+    from asifdb.ingest.validate import Limits
 
 _IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"})
 _SAMPLE_EXTENSIONS = _IMAGE_EXTENSIONS | {"txt", "json"}
 _BLOCK = 512
+_STATS_BYTES = 1 << 20  # an img2dataset stats file is a few kB
 
 # What a member or file read gave: its bytes, a reason it could not be read, or None if absent.
 _Read = bytes | RejectReason | None
@@ -66,11 +79,11 @@ def _split_name(name: str) -> tuple[str, str]:
     return (f"{head}/{stem}" if head else stem), extension.lower()
 
 
-def _declared_count(stats: Path, scan: Callable[[], int]) -> int:
+def _declared_count(stats: Path, root: Path, scan: Callable[[], int]) -> int:
     """`successes` from img2dataset's stats file, else (absent, damaged or zero) a scan."""
     try:
-        successes = json.loads(stats.read_text(encoding="utf-8"))["successes"]
-    except (OSError, ValueError, KeyError, TypeError):
+        successes = json.loads(read_file(stats, root=root, limit=_STATS_BYTES))["successes"]
+    except (LocalFileError, ValueError, KeyError, TypeError):
         # A missing or damaged stats file only costs a scan of the part.
         return scan()
     if isinstance(successes, int) and not isinstance(successes, bool) and successes > 0:
@@ -138,9 +151,10 @@ def _image_extension(extensions: dict[str, Any]) -> str | None:
 @dataclass(frozen=True)
 class TarShard:
     """One webdataset shard. A damaged shard still gives the samples before the damage, then one
-    `corrupt_shard` item keyed by the shard's name."""
+    `corrupt_shard` item keyed by the shard's name. `root` is the source's root."""
 
     path: Path
+    root: Path
 
     @property
     def name(self) -> str:
@@ -148,7 +162,7 @@ class TarShard:
 
     def declared_count(self) -> int:
         stats = self.path.with_name(f"{self.path.name.removesuffix('.tar')}_stats.json")
-        return _declared_count(stats, self._scanned_count)
+        return _declared_count(stats, self.root, self._scanned_count)
 
     def _scanned_count(self) -> int:
         """Entries of a walk of the whole shard, walked once a process (recording offsets)."""
@@ -157,7 +171,7 @@ class TarShard:
             walked.entries = sum(1 for _ in self._entries(0, walked))
         return walked.entries
 
-    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
+    def read(self, skip: int, limits: "Limits") -> Iterator[SourceItem]:
         walked = _walked(self.path)
         resume = min(skip, len(walked.offsets) - 1) if walked.offsets else 0
         # Keys before the resumed sample count too: a repeated key is refused wherever it is.
@@ -179,7 +193,7 @@ class TarShard:
                     key=f"{self.name}/{key}#{index}",
                     image_bytes=None,
                     caption=None,
-                    source_uri=f"{self.path}/{members[0].name}",
+                    source_uri=f"{self._where}/{members[0].name}",
                     reject_reason=RejectReason(
                         RejectCode.CORRUPT_SHARD,
                         f"files of sample {key} are not next to each other in shard {self.name}: "
@@ -187,14 +201,18 @@ class TarShard:
                     ),
                 )
             else:
-                yield self._read_sample(tar, members, max_image_bytes)
+                yield self._read_sample(tar, members, limits)
+
+    @property
+    def _where(self) -> str:
+        return relative(self.path, self.root)
 
     def _damaged(self, problem: str) -> SourceItem:
         return SourceItem(
             key=self.name,
             image_bytes=None,
             caption=None,
-            source_uri=str(self.path),
+            source_uri=self._where,
             metadata={"shard": self.name},
             reject_reason=RejectReason(
                 RejectCode.CORRUPT_SHARD,
@@ -212,12 +230,18 @@ class TarShard:
         `resume` > 0 starts at that sample, at the offset `walked` recorded for it; samples
         walked past the end of `walked` are recorded there."""
         try:
+            file = open_file(self.path, root=self.root)
+        except LocalFileError as error:
+            yield f"cannot be opened ({error})"
+            return
+        try:
             # Not a `with`: a shard that fails to open is an entry, not an exception.
-            tar = tarfile.open(self.path, mode="r:")  # noqa: SIM115
+            tar = tarfile.open(fileobj=file, mode="r:")  # noqa: SIM115
         except (tarfile.TarError, OSError) as error:
+            file.close()
             yield f"cannot be opened as a tar archive ({error})"
             return
-        with tar:
+        with file, tar:
             group: list[tarfile.TarInfo] = []
             samples = resume
             problem: str | None = None
@@ -246,7 +270,7 @@ class TarShard:
                 yield problem
 
     def _read_sample(
-        self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], max_image_bytes: int
+        self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], limits: "Limits"
     ) -> SourceItem:
         key = _split_name(members[0].name)[0]
         by_extension: dict[str, tarfile.TarInfo] = {}
@@ -256,16 +280,32 @@ class TarShard:
         image: _Read = None
         if image_extension is not None:
             member = by_extension[image_extension]
-            if member.size > max_image_bytes:
-                image = image_too_large(member.size, max_image_bytes)
+            if member.size > limits.max_image_bytes:
+                image = image_too_large(member.size, limits.max_image_bytes)
             else:
                 image = self._member_bytes(tar, member)
-        caption = self._member_bytes(tar, by_extension["txt"]) if "txt" in by_extension else None
-        meta = self._member_bytes(tar, by_extension["json"]) if "json" in by_extension else None
+        text = limits.max_text_bytes
+        caption = meta = None
+        if "txt" in by_extension:
+            caption = self._member_bytes(tar, by_extension["txt"], text, CAPTION.too_large)
+        if "json" in by_extension:
+            meta = self._member_bytes(tar, by_extension["json"], text, METADATA.too_large)
         located = by_extension[image_extension] if image_extension else members[0]
-        return _sample(f"{self.name}/{key}", image, caption, meta, f"{self.path}/{located.name}")
+        return _sample(f"{self.name}/{key}", image, caption, meta, f"{self._where}/{located.name}")
 
-    def _member_bytes(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | RejectReason:
+    def _member_bytes(
+        self,
+        tar: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        limit: int | None = None,
+        too_large: RejectCode = RejectCode.BAD_RECORD,
+    ) -> bytes | RejectReason:
+        if limit is not None and member.size > limit:
+            return RejectReason(
+                too_large,
+                f"{member.name} in {self.name} is {member.size:,} bytes, over the limit of "
+                f"{limit:,}",
+            )
         try:
             reader = tar.extractfile(member)
             if reader is None:
@@ -304,9 +344,12 @@ def _missing_end(tar: tarfile.TarFile, samples: int) -> str | None:
 
 @dataclass(frozen=True)
 class FilesFolder:
-    """One folder of img2dataset's `files` layout (`00000/`), samples sorted by key."""
+    """One folder of img2dataset's `files` layout (`00000/`), samples sorted by key. Entries
+    that are not folders count (a FIFO named KEY.jpg is a sample, rejected); `root` is the
+    source's root."""
 
     path: Path
+    root: Path
 
     @property
     def name(self) -> str:
@@ -314,45 +357,50 @@ class FilesFolder:
 
     def declared_count(self) -> int:
         stats = self.path.with_name(f"{self.path.name}_stats.json")
-        return _declared_count(stats, lambda: len(self._samples()))
+        return _declared_count(stats, self.root, lambda: len(self._samples()))
 
-    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
+    def read(self, skip: int, limits: "Limits") -> Iterator[SourceItem]:
+        text = limits.max_text_bytes
         for key, files in self._samples()[skip:]:
             image_extension = _image_extension(files)
             image: _Read = None
             if image_extension is not None:
-                image = read_image_file(files[image_extension], max_image_bytes)
-            caption = _file_bytes(files["txt"]) if "txt" in files else None
-            meta = _file_bytes(files["json"]) if "json" in files else None
+                image = read_item_file(
+                    files[image_extension], root=self.root, limit=limits.max_image_bytes
+                )
+            caption = meta = None
+            if "txt" in files:
+                caption = read_item_file(files["txt"], root=self.root, limit=text, role=CAPTION)
+            if "json" in files:
+                meta = read_item_file(files["json"], root=self.root, limit=text, role=METADATA)
             location = files[image_extension] if image_extension else files.get("txt", self.path)
-            yield _sample(f"{self.name}/{key}", image, caption, meta, str(location))
+            yield _sample(f"{self.name}/{key}", image, caption, meta, relative(location, self.root))
 
     def _samples(self) -> list[tuple[str, dict[str, Path]]]:
         groups: dict[str, dict[str, Path]] = {}
         for entry in self.path.iterdir():
             key, extension = _split_name(entry.name)
-            if key and extension in _SAMPLE_EXTENSIONS and entry.is_file():
+            if key and extension in _SAMPLE_EXTENSIONS and not entry.is_dir():
                 groups.setdefault(key, {})[extension] = entry
         return sorted(groups.items())
 
 
-def _file_bytes(path: Path) -> bytes | RejectReason:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        return RejectReason(RejectCode.UNREADABLE_FILE, f"cannot read {path}: {error}")
+def list_shards(path: Path, *, root: Path) -> list[TarShard]:
+    """The shards of a webdataset source: the .tar itself, or a folder's .tar entries by name
+    (any but folders: one that cannot be read is a `corrupt_shard` item)."""
+    if not path.is_dir():
+        return [TarShard(path, root)]
+    return [TarShard(entry, root) for entry in sorted(path.glob("*.tar")) if not entry.is_dir()]
 
 
-def list_shards(path: Path) -> list[TarShard]:
-    """The shards of a webdataset source: the .tar itself, or a folder's .tar files by name."""
-    if path.is_file():
-        return [TarShard(path)]
-    return [TarShard(entry) for entry in sorted(path.glob("*.tar")) if entry.is_file()]
-
-
-def list_folders(path: Path) -> list[FilesFolder]:
-    """The numbered shard folders (`00000/`, `00001/`, ...) of a `files` source, by name."""
-    return [FilesFolder(entry) for entry in sorted(path.iterdir()) if is_shard_folder(entry)]
+def list_folders(path: Path, *, root: Path) -> list[FilesFolder]:
+    """The numbered shard folders (`00000/`, `00001/`, ...) of a `files` source, by name; a link
+    to a folder outside `root` (the source's root) is never listed."""
+    return [
+        FilesFolder(entry, root)
+        for entry in sorted(path.iterdir())
+        if is_shard_folder(entry) and inside(root, entry)
+    ]
 
 
 def is_shard_folder(path: Path) -> bool:

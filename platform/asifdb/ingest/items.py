@@ -1,11 +1,13 @@
-"""What source readers yield: raw items, the stable reject codes, the Part protocol and the file
-reading they share. Readers (img2dataset, jsonl, class_folders) build these; validate.py judges."""
+"""What source readers yield: raw items, the stable reject codes and the Part protocol. Readers
+(img2dataset, jsonl, class_folders) build these; validate.py judges."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from asifdb.ingest.validate import Limits
 
 
 class RejectCode(StrEnum):
@@ -26,6 +28,8 @@ class RejectCode(StrEnum):
     CAPTION_NOT_UTF8 = "caption_not_utf8"
     BAD_RECORD = "bad_record"
     CORRUPT_SHARD = "corrupt_shard"
+    NOT_A_FILE = "not_a_file"
+    OUTSIDE_SOURCE = "outside_source"
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,9 @@ class Part(Protocol):
         """How many items the part says it holds, read without images: positions and totals."""
         ...
 
-    def read(self, skip: int, max_image_bytes: int) -> Iterator[SourceItem]:
-        """Its items in stable order, without reading the image bytes of the first `skip`."""
+    def read(self, skip: int, limits: "Limits") -> Iterator[SourceItem]:
+        """Its items in stable order, without reading the image bytes of the first `skip`;
+        every file read is bounded by `limits` (images, and caption or metadata files)."""
         ...
 
 
@@ -80,18 +85,3 @@ def image_too_large(size: int, limit: int) -> RejectReason:
         RejectCode.IMAGE_TOO_LARGE,
         f"image is {size:,} bytes, over the limit of {limit:,}: downscale or recompress it",
     )
-
-
-def read_image_file(path: Path, max_bytes: int) -> bytes | RejectReason:
-    """A local image file's bytes, or why it cannot be read (missing, unreadable, too large)."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return image_too_large(size, max_bytes)
-        return path.read_bytes()
-    except FileNotFoundError:
-        return RejectReason(RejectCode.MISSING_IMAGE, f"image file not found: {path}")
-    except OSError as error:
-        return RejectReason(
-            RejectCode.UNREADABLE_FILE, f"cannot read {path}: {error.strerror or error}"
-        )

@@ -36,6 +36,8 @@ class Limits:
     """What an acceptable item may be. Defaults suit web-crawled pairs."""
 
     max_image_bytes: int = 32 * 1024 * 1024
+    # A caption or metadata file (or tar member), a JSONL line: none is read past this.
+    max_text_bytes: int = 1024 * 1024
     max_pixels: int = 40_000_000
     min_side: int = 8
     max_caption_chars: int = 1_000
@@ -213,11 +215,14 @@ def _check_image(data: bytes | None, limits: Limits) -> _Image | RejectReason:
         except UnidentifiedImageError:
             return RejectReason(
                 RejectCode.NOT_AN_IMAGE,
-                f"not a readable image: expected {', '.join(_FORMATS)} "
-                f"(the file starts with {data[:8]!r})",
+                f"not a readable image: expected {', '.join(_FORMATS)}",
             )
         except _DECODER_ERRORS as error:
-            return RejectReason(RejectCode.CORRUPT_IMAGE, f"image is damaged or truncated: {error}")
+            # The decoder's message can quote the file's bytes: only its kind is said.
+            return RejectReason(
+                RejectCode.CORRUPT_IMAGE,
+                f"image is damaged or truncated (the decoder raised {type(error).__name__})",
+            )
     return found
 
 

@@ -5,8 +5,7 @@ Called by `asifdb curate`, `/v1/curation/...` and the Curate page. The math is e
 """
 
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,10 +15,9 @@ from sqlalchemy.orm import Session
 from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
-from asifdb.errors import Conflict, InvalidInput, NotFound, TooLarge
-from asifdb.ingest.roots import under_roots
+from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.services import labelsets, licences, model
-from asifdb.services.evaluation import read_folder, read_image
+from asifdb.services.evaluation import Labelled
 from asifdb.services.model import Encoders
 
 MAX_PAGE = 500
@@ -433,25 +431,21 @@ def pair_values(
     *,
     live: LiveModel,
     encoders: Encoders,
-    folder: Path | str,
-    roots: Sequence[Path] | None,
+    labelled: Labelled,
     templates: list[str] | str | None = None,
-    classnames: Path | str | None = None,
     k: int = 800,
     p: float = 8.0,
     aggregation: str = "max",
-    limit_per_class: int | None = None,
     counts: tuple[int, ...] = WHAT_IF_COUNTS,
     top: int = 20,
-    max_images: int | None = None,
 ) -> dict[str, Any]:
-    """Each pair's value on a labelled folder, and accuracy after excluding the most harmful.
+    """Each pair's value on a labelled set, and accuracy after excluding the most harmful.
 
-    `roots`: the folders a remote caller may name (ingest.roots.under_roots); None only for
-    the operator on the server (the CLI). At most `max_images` images are encoded (TooLarge
-    past it, before any is read).
+    `labelled`: uploaded images with their classes (`evaluation.labelled_uploads`, what the
+    API and UI send) or a folder under SOURCE_ROOTS (`evaluation.read_folder`, the CLI); both
+    bound their image count (MAX_VALUE_IMAGES) before any image is encoded.
 
-    The folder's images are split in two halves (alternating within each class, by file name):
+    The set's images are split in two halves (alternating within each class, by file name):
     values are found on the first, and the "what if" accuracy after excluding the N most
     harmful pairs is measured on both, the second being held out (an honest gain). A dry run:
     nothing is recorded and the live model does not change.
@@ -462,32 +456,22 @@ def pair_values(
         raise InvalidInput(f"aggregation {aggregation!r}: use 'max' or 'mean'")
     if any(c < 0 for c in counts):
         raise InvalidInput("counts of pairs to exclude must be 0 or more")
-    if roots is not None:
-        folder = under_roots(folder, roots=roots, what="folder")
-        if classnames is not None:
-            classnames = under_roots(classnames, roots=roots, what="classnames")
     started = time.perf_counter()
-    labelled = read_folder(folder, classnames=classnames, limit_per_class=limit_per_class)
-    if max_images is not None and len(labelled.images) > max_images:
-        raise TooLarge(
-            f"the folder has {len(labelled.images):,} images: at most {max_images:,} a request "
-            "(MAX_VALUE_IMAGES); pass limit_per_class"
-        )
     candidates = labelsets.check(list(labelled.classes), templates)
     n_classes, n_templates = len(candidates.classes), len(candidates.templates)
     seen: dict[int, int] = {}
     halves: list[int] = []
-    for _, label in labelled.images:
+    for label in labelled.labels:
         halves.append(seen.get(label, 0) % 2)
         seen[label] = seen.get(label, 0) + 1
     half = np.array(halves)
-    true = np.array([label for _, label in labelled.images], dtype=np.int64)
+    true = np.array(labelled.labels, dtype=np.int64)
     if (half == 0).sum() == 0 or (half == 1).sum() == 0:
-        raise InvalidInput("the folder needs at least two images of a class to split in halves")
+        raise InvalidInput("the set needs at least two images of a class to split in halves")
     image_emb = np.concatenate(
         [
-            encoders.image.embed_batch([read_image(path) for path, _ in batch])
-            for batch in _batches(labelled.images, _IMAGE_BATCH)
+            encoders.image.embed_batch([data for _, data in batch])
+            for batch in labelled.batches(_IMAGE_BATCH)
         ]
     )
     caption_emb = live.caption_embeddings(tuple(candidates.captions), encoders.text)
@@ -560,10 +544,6 @@ def pair_values(
         "harmful_ids": view.pair_ids[harmful[: max(counts, default=0)]].tolist(),
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def _batches(items: tuple, size: int) -> list[tuple]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _rows(rep: engine.SparseRep, rows: np.ndarray) -> engine.SparseRep:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,16 +36,26 @@ from asifdb.ingest import (
 from asifdb.services import licences, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
+from asifdb.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 256
 
 
+def read_limits(settings: Settings) -> Limits:
+    """What a worker reads of a source's files at most (SOURCE_MAX_IMAGE_BYTES, _TEXT_BYTES)."""
+    return Limits(
+        max_image_bytes=settings.source_max_image_bytes,
+        max_text_bytes=settings.source_max_text_bytes,
+    )
+
+
 def start_job(
     session: Session,
     *,
     source: str,
+    roots: Sequence[Path | str],
     license_name: str,
     actor: str,
     collection: str = "default",
@@ -53,16 +64,24 @@ def start_job(
     classnames: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Job:
-    """Check the source and licence, count the items, and create the job with its batches."""
+    """Check the source and licence, count the items, and create the job with its batches.
+
+    `source` (and a `classnames` file) must lie under one of `roots` (SOURCE_ROOTS, or the
+    uploads folder for an upload): Forbidden otherwise. The job keeps the source relative to
+    its root, which reports show, and the root itself, which only workers read."""
     licence = licences.get_by_name(session, name=license_name)
     if licence.status != "active":
         raise Conflict(f"licence {license_name!r} is revoked: restore it before adding pairs")
-    opened = open_source(source, kind=kind, template=template, classnames=classnames)
+    opened = open_source(source, roots=roots, kind=kind, template=template, classnames=classnames)
     total = count_items(opened)
     job = Job(
-        source=str(opened.path),
+        source=opened.relative,
         source_kind=str(opened.kind),
-        options={"template": opened.template, "classnames": opened.classnames},
+        options={
+            "template": opened.template,
+            "classnames": opened.classnames,
+            "root": str(opened.root),
+        },
         collection=collection,
         license_id=licence.id,
         total=total,
@@ -226,8 +245,11 @@ def _ingest(
     on_encoded: Callable[[], None] | None,
     timer: StageTimer,
 ) -> BatchOutcome:
+    # The root checked when the job was made (jobs from before roots: the source's folder).
+    root = Path(job.options.get("root") or Path(job.source).parent)
     source = open_source(
-        job.source,
+        root / job.source,
+        roots=[root],
         kind=job.source_kind,
         template=job.options.get("template"),
         classnames=job.options.get("classnames") or None,

@@ -28,7 +28,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "annotator": frozenset(_ANNOTATOR),
     "steward": frozenset(_STEWARD),
     "auditor": frozenset(_AUDITOR),
-    "admin": frozenset(_STEWARD | _AUDITOR | {"keys:write"}),
+    "admin": frozenset(_STEWARD | _AUDITOR | {"keys:write", "status:read"}),
 }
 
 
@@ -40,8 +40,11 @@ class Principal:
     role: str
     key_id: int | None = None
 
+    def allows(self, permission: str) -> bool:
+        return permission in PERMISSIONS[self.role]
+
     def require(self, permission: str) -> None:
-        if permission not in PERMISSIONS[self.role]:
+        if not self.allows(permission):
             raise Forbidden(
                 f"the {self.role} role may not {permission}: use a key whose role "
                 f"allows it ({', '.join(r for r in ROLES if permission in PERMISSIONS[r])})"

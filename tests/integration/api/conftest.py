@@ -36,8 +36,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, encoders: Encoders) -> Iterator[Api]:
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "data")
+def api_settings() -> dict[str, object]:
+    """Settings a test module sets for its server (override this fixture): e.g. its limits."""
+    return {}
+
+
+@pytest.fixture
+def api(
+    db_url: str, tmp_path: Path, encoders: Encoders, api_settings: dict[str, object]
+) -> Iterator[Api]:
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", **api_settings)
     app = create_app(settings)
     platform: Platform = app.state.platform
     platform.__dict__["encoders"] = encoders  # the run's loaded encoders, not a fresh load

@@ -13,7 +13,7 @@ from asifdb.services import evaluation, reencode
 from asifdb.services.classify import Options
 from asifdb.services.model import Encoders
 from tests.integration.api.conftest import Api
-from tests.samples import cifar_subset, ingest_now, tiny_shard
+from tests.samples import TEST_ROOTS, cifar_subset, ingest_now, tiny_shard
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -122,6 +122,7 @@ def test_eval_refuses_encoders_other_than_the_models(
     _reencode(seeded, new)
     with pytest.raises(Conflict, match=f"renamed/image \\+ {old.text.name}"):
         evaluation.evaluate(
+            roots=TEST_ROOTS,
             sessions=seeded.platform.sessions,
             live=seeded.platform.live,
             encoders=old,
@@ -129,6 +130,7 @@ def test_eval_refuses_encoders_other_than_the_models(
             options=Options(k=20),
         )
     result = evaluation.evaluate(
+        roots=TEST_ROOTS,
         sessions=seeded.platform.sessions,
         live=seeded.platform.live,
         encoders=new,

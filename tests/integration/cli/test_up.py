@@ -1,15 +1,20 @@
 """`asifdb up` on the embedded defaults: it starts, /health reports every part, data persists."""
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from asifdb.db import embedded
 
@@ -58,9 +63,13 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def _sql(data_dir: Path, query: str) -> str:
+    return _cli(data_dir, "sql", query, "--json")
+
+
+def _cli(data_dir: Path, *args: str) -> str:
     env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": ""}
     out = subprocess.run(
-        [sys.executable, "-m", "asifdb.cli", "sql", query, "--json"],
+        [sys.executable, "-m", "asifdb.cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -70,12 +79,22 @@ def _sql(data_dir: Path, query: str) -> str:
     return out.stdout
 
 
-def test_up_starts_everything_and_a_restart_keeps_the_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "asifdb"
+@pytest.fixture
+def own_folder() -> Iterator[Path]:
+    """A folder outside pytest's base: pytest re-tightens that base to 0700 when any session
+    starts, which would lock the embedded server's OS user (when root) out of its data."""
+    folder = Path(tempfile.mkdtemp(prefix="asifdb-test-data-up-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_up_starts_everything_and_a_restart_keeps_the_data(own_folder: Path) -> None:
+    data_dir = own_folder / "asifdb"
     port = _free_port()
     proc = _start(data_dir, port)
     try:
-        health = _wait_healthy(port, proc)
+        assert _wait_healthy(port, proc) == {"ok": True}  # nothing more without a key
+        health = json.loads(_cli(data_dir, "status", "--json"))
     finally:
         _stop(proc)
     assert health["ok"] is True

@@ -1,14 +1,17 @@
 """`/v1/curation` over real HTTP: roles, the mismatch list, reject with a reason, restore."""
 
+import io
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
 from asifdb.api.main import create_app
 from asifdb.services.model import Encoders
@@ -19,10 +22,14 @@ from tests.integration.curation.conftest import NOISY, K, Seeded
 @pytest.fixture
 def api(seeded: Seeded, tmp_path: Path, encoders: Encoders) -> Iterator[str]:
     data_dir = tmp_path / "data"
-    roots = [tmp_path / "allowed"]
-    roots[0].mkdir()
+    (tmp_path / "allowed").mkdir()
     app = create_app(
-        Settings(database_url=seeded.clone(data_dir), data_dir=data_dir, k=K, source_roots=roots)
+        Settings(
+            database_url=seeded.clone(data_dir),
+            data_dir=data_dir,
+            k=K,
+            source_roots=[tmp_path / "allowed"],
+        )
     )
     app.state.platform.__dict__["encoders"] = encoders
     with socket.socket() as s:
@@ -84,41 +91,77 @@ def test_roles_lists_and_acts(api: str, seeded: Seeded) -> None:
     assert [r["license"] for r in revoked["revoked"]] == [NOISY]
 
 
-def test_pair_value_refuses_bad_folders_fast_and_records_nothing(
-    api: str, seeded: Seeded, tmp_path: Path
+def _labelled(shared_data: Path, per_class: int = 4) -> list[tuple[str, tuple[str, bytes]]]:
+    """Real CIFAR-10 test images of four classes: (class, (file name, bytes))."""
+    return [
+        (name, (image.name, image.read_bytes()))
+        for name in ("cat", "truck", "airplane", "frog")
+        for image in sorted((shared_data / "cifar10" / "test" / name).iterdir())[:per_class]
+    ]
+
+
+def test_pair_value_takes_uploads_and_refuses_server_paths(
+    api: str, seeded: Seeded, tmp_path: Path, shared_data: Path
 ) -> None:
-    allowed = tmp_path / "allowed"  # the server's SOURCE_ROOTS (the api fixture)
-    not_images = allowed / "not-images" / "cat"
-    not_images.mkdir(parents=True)
-    (not_images / "a.jpg").write_text("this is not a JPEG")
-    secret = tmp_path / "secret" / "cat"
-    secret.mkdir(parents=True)
-    (secret / "a.png").write_bytes(b"not yours")
-    (allowed / "escape").symlink_to(tmp_path / "secret")
-    bad = {
-        "": (422, "at least"),
-        "relative/folder": (422, "pattern"),
-        str(allowed / "not-images"): (422, None),
-        "/": (422, "at least"),
-        "/proc": (403, "SOURCE_ROOTS"),
-        "/etc/shadow": (403, "SOURCE_ROOTS"),
-        str(tmp_path / "secret"): (403, "SOURCE_ROOTS"),
-        str(allowed / "escape"): (403, "SOURCE_ROOTS"),  # a symlink out of the root
-        str(allowed / ".." / "secret"): (403, "SOURCE_ROOTS"),
-        str(allowed / "missing"): (403, "SOURCE_ROOTS"),
-    }
+    labelled = _labelled(shared_data)
     with _client(api, seeded, "auditor") as client:
         before = client.get("/v1/curation/reviews").json()
-        for folder, (status, words) in bad.items():
-            started = time.monotonic()
-            response = client.post("/v1/curation/value", json={"folder": folder})
-            assert response.status_code == status, (folder, response.text)
-            assert time.monotonic() - started < 10, folder
-            if words:
-                assert words in response.text
-            if status == 403:  # never the refused path, nor what lies outside the roots
-                assert "secret" not in response.text and "shadow" not in response.text
-        classnames = {"folder": str(allowed / "not-images"), "classnames": "/etc/passwd"}
-        refused = client.post("/v1/curation/value", json=classnames)
-        assert refused.status_code == 403 and "root:" not in refused.text
+        # The old request, a server folder by path: no field takes one any more.
+        for folder in ("/etc", "/etc/shadow", str(tmp_path / "allowed"), "../../etc"):
+            refused = client.post("/v1/curation/value", json={"folder": folder})
+            assert refused.status_code == 422, refused.text
+            assert "root:" not in refused.text and "shadow:" not in refused.text
+        named = client.post(
+            "/v1/curation/value", data={"classes": ["cat", "dog"], "folder": "/etc"}
+        )
+        assert named.status_code == 422 and "either images" in named.text
+
+        files = [("images", file) for _, file in labelled]
+        report = client.post(
+            "/v1/curation/value",
+            files=files,
+            data={"classes": [name for name, _ in labelled], "counts": [0, 3], "top": 5},
+        )
+        assert report.status_code == 200, report.text
+        body = report.json()
+        assert sorted(body["classes"]) == ["airplane", "cat", "frog", "truck"]
+        assert body["images_found_on"] == body["images_held_out"] == 8
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for name, (file, data) in labelled:
+                zipped.writestr(f"set/{name}/{file}", data)
+        zipped_report = client.post(
+            "/v1/curation/value", files={"archive": ("set.zip", archive.getvalue())}
+        )
+        assert zipped_report.status_code == 200, zipped_report.text
+        assert zipped_report.json()["images_found_on"] == 8
+
+        not_image = client.post(
+            "/v1/curation/value",
+            files=[("images", ("a.png", b"root:x:0:0")), ("images", ("b.png", b"x"))],
+            data={"classes": ["cat", "cat"]},
+        )
+        assert not_image.status_code == 422 and "root:" not in not_image.text
         assert client.get("/v1/curation/reviews").json() == before
+    assert not list((tmp_path / "data" / "uploads").glob("*/*"))  # the zip left nothing behind
+
+
+def test_pair_value_uploads_are_bounded(
+    seeded: Seeded, tmp_path: Path, encoders: Encoders, shared_data: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings(
+        database_url=seeded.clone(data_dir), data_dir=data_dir, k=K, max_value_images=3
+    )
+    app = create_app(settings)
+    app.state.platform.__dict__["encoders"] = encoders
+    labelled = _labelled(shared_data, per_class=1)
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/curation/value",
+            headers={"X-API-Key": seeded.keys["auditor"]},
+            files=[("images", file) for _, file in labelled],
+            data={"classes": [name for name, _ in labelled]},
+        )
+    assert response.status_code == 413 and "MAX_VALUE_IMAGES" in response.text

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from asifdb.context import Platform
 from asifdb.errors import Conflict, InvalidInput
-from asifdb.services import classify, curation, labelsets
+from asifdb.services import classify, curation, evaluation, labelsets
 from tests.integration.curation.conftest import CLASSES, NOISY, K, Seeded
 
 
@@ -197,8 +197,7 @@ def test_pair_value_finds_the_harmful_pairs_and_the_what_if_is_a_dry_run(
             session,
             live=platform.live,
             encoders=platform.encoders,
-            folder=folder,
-            roots=[folder.parent],
+            labelled=evaluation.read_folder(folder, roots=[folder.parent]),
             k=K,
             counts=(0, 3),
             top=5,

@@ -11,6 +11,7 @@ from asifdb.blobs import BlobStore, sha256_of_uri
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.services import ingestion, licences, model
 from asifdb.services.model import Encoders
+from tests.samples import TEST_ROOTS
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def _run(
     with sessions.begin() as session:
         job = ingestion.start_job(
             session,
+            roots=TEST_ROOTS,
             source=str(source),
             license_name="tiny-imagenet",
             actor="annotator-1",
@@ -109,7 +111,12 @@ def test_a_batch_delivered_twice_is_done_once(
     blobs = BlobStore(tmp_path / "blobs")
     with sessions.begin() as session:
         job = ingestion.start_job(
-            session, source=str(folder), license_name="tiny-imagenet", actor="a", batch_size=16
+            session,
+            roots=TEST_ROOTS,
+            source=str(folder),
+            license_name="tiny-imagenet",
+            actor="a",
+            batch_size=16,
         )
         first = ingestion.pending_batches(session, job_id=job.id)[0]
     once = ingestion.process_batch(
@@ -131,7 +138,12 @@ def test_a_batch_that_dies_mid_way_leaves_nothing(
     blobs = BlobStore(tmp_path / "blobs")
     with sessions.begin() as session:
         job = ingestion.start_job(
-            session, source=str(folder), license_name="tiny-imagenet", actor="a", batch_size=16
+            session,
+            roots=TEST_ROOTS,
+            source=str(folder),
+            license_name="tiny-imagenet",
+            actor="a",
+            batch_size=16,
         )
         first = ingestion.pending_batches(session, job_id=job.id)[0]
 
@@ -175,16 +187,26 @@ def test_class_folders_with_a_caption_template(
 def test_bad_requests_change_nothing(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     with sessions.begin() as session, pytest.raises(InvalidInput, match="does not exist"):
         ingestion.start_job(
-            session, source=str(tmp_path / "missing"), license_name="tiny-imagenet", actor="a"
+            session,
+            roots=TEST_ROOTS,
+            source=str(tmp_path / "missing"),
+            license_name="tiny-imagenet",
+            actor="a",
         )
     with sessions.begin() as session, pytest.raises(NotFound, match="licenses create"):
-        ingestion.start_job(session, source=str(tmp_path), license_name="nope", actor="a")
+        ingestion.start_job(
+            session, roots=TEST_ROOTS, source=str(tmp_path), license_name="nope", actor="a"
+        )
     with sessions.begin() as session:
         session.execute(text("UPDATE licenses SET status = 'revoked'"))
     (tmp_path / "x.jsonl").write_text("")
     with sessions.begin() as session, pytest.raises(Conflict, match="revoked"):
         ingestion.start_job(
-            session, source=str(tmp_path / "x.jsonl"), license_name="tiny-imagenet", actor="a"
+            session,
+            roots=TEST_ROOTS,
+            source=str(tmp_path / "x.jsonl"),
+            license_name="tiny-imagenet",
+            actor="a",
         )
     with sessions() as session:
         assert session.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0

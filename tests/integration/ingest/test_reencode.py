@@ -17,7 +17,7 @@ from asifdb.db.session import make_engine
 from asifdb.errors import ConfigError, Conflict
 from asifdb.services import ingestion, licences, reencode
 from asifdb.services.model import Encoders
-from tests.samples import asifdb_cli, copy_samples
+from tests.samples import TEST_ROOTS, asifdb_cli, copy_samples
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,7 +42,11 @@ def _ingest(
 ) -> None:
     with sessions.begin() as session:
         job = ingestion.start_job(
-            session, source=str(source), license_name="tiny-imagenet", actor="test"
+            session,
+            roots=TEST_ROOTS,
+            source=str(source),
+            license_name="tiny-imagenet",
+            actor="test",
         )
         batches = ingestion.pending_batches(session, job_id=job.id)
     for batch_id in batches:

@@ -11,7 +11,7 @@ from asifdb.context import Platform
 from asifdb.services import ingestion, licences, model
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from tests.samples import tiny_shard
+from tests.samples import TEST_ROOTS, tiny_shard
 
 _OPEN_WHILE_REVOKED = text(
     "SELECT count(*) FROM pair_usability u JOIN pairs p ON p.id = u.pair_id "
@@ -36,7 +36,12 @@ def _start(platform: Platform, source: Path, batch_size: int) -> list[int]:
     with platform.sessions.begin() as session:
         licences.create(session, name="racy", actor="test")
         job = ingestion.start_job(
-            session, source=str(source), license_name="racy", actor="test", batch_size=batch_size
+            session,
+            roots=TEST_ROOTS,
+            source=str(source),
+            license_name="racy",
+            actor="test",
+            batch_size=batch_size,
         )
         return ingestion.pending_batches(session, job_id=job.id)
 

@@ -14,10 +14,12 @@ from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate, read_folder
 from benchmarks.results.datasets import LabelledSet
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.samples import TEST_ROOTS
 
 
 def _evaluate(platform: Platform, test: LabelledSet, **options: object) -> Evaluation:
     return evaluate(
+        roots=TEST_ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,
@@ -90,9 +92,11 @@ def test_a_model_change_during_an_evaluation_is_refused(
 
 def test_bad_folders_are_clear_errors(tmp_path: Path, data: Data) -> None:
     with pytest.raises(InvalidInput, match="not a folder"):
-        read_folder(tmp_path / "missing")
+        read_folder(tmp_path / "missing", roots=TEST_ROOTS)
     with pytest.raises(InvalidInput, match="no images"):
-        read_folder(tmp_path)
+        read_folder(tmp_path, roots=TEST_ROOTS)
     with pytest.raises(InvalidInput, match="at least 1"):
-        read_folder(data.cifar_test.folder, limit_per_class=0)
-    assert len(read_folder(data.cifar_test.folder, limit_per_class=1).images) == 10
+        read_folder(data.cifar_test.folder, limit_per_class=0, roots=TEST_ROOTS)
+    assert (
+        len(read_folder(data.cifar_test.folder, limit_per_class=1, roots=TEST_ROOTS).images) == 10
+    )

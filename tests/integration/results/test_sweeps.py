@@ -11,10 +11,12 @@ from asifdb.services.evaluation import Evaluation, evaluate
 from benchmarks.results import grid, scaling
 from benchmarks.results.datasets import LabelledSet
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.samples import TEST_ROOTS
 
 
 def _served(platform: Platform, test: LabelledSet, k: int, p: float) -> Evaluation:
     return evaluate(
+        roots=TEST_ROOTS,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

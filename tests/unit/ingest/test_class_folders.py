@@ -10,13 +10,13 @@ from asifdb.ingest import (
     SourceKind,
     count_items,
     iter_items,
-    open_source,
 )
+from tests.samples import open_test_source
 
 
 def test_cifar10_train_with_a_template(shared_data: Path, judge) -> None:
     root = shared_data / "cifar10" / "train"
-    source = open_source(root, template="a photo of a {}.")
+    source = open_test_source(root, template="a photo of a {}.")
 
     items = list(iter_items(source))
 
@@ -36,7 +36,7 @@ def test_cifar10_train_with_a_template(shared_data: Path, judge) -> None:
 
 def test_classnames_file_maps_folders_to_names(shared_data: Path) -> None:
     tiny = shared_data / "tiny-imagenet"
-    source = open_source(
+    source = open_test_source(
         tiny / "val", template="a photo of a {}.", classnames=tiny / "classnames.txt"
     )
     item = next(iter_items(source))
@@ -51,7 +51,7 @@ def test_underscores_mapping_and_non_images(image_bytes, tmp_path: Path, judge) 
         (tmp_path / folder / "1.png").write_bytes(image_bytes("PNG", (64, 64)))
     (tmp_path / "sea_lake" / "notes.txt").write_text("not an image")
     (tmp_path / "sea_lake" / ".DS_Store").write_bytes(b"\0\0")
-    source = open_source(
+    source = open_test_source(
         tmp_path, template="a satellite image of {}", classnames={"annual_crop": "farmland"}
     )
 
@@ -73,4 +73,4 @@ def test_class_folders_need_a_usable_template(
     template: str | None, fix: str, shared_data: Path
 ) -> None:
     with pytest.raises(SourceError, match=fix.replace("{", r"\{").replace("}", r"\}")):
-        open_source(shared_data / "cifar10" / "train", kind="class_folders", template=template)
+        open_test_source(shared_data / "cifar10" / "train", kind="class_folders", template=template)

@@ -2,6 +2,7 @@
 resume, and damaged shards."""
 
 import json
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -14,17 +15,18 @@ from asifdb.ingest import (
     ValidItem,
     count_items,
     iter_items,
-    open_source,
     validate,
 )
+from tests.samples import open_test_source
 
 
 def _link_shards(wds: Path, folder: Path, shards: list[str], *, stats: bool = True) -> Path:
     folder.mkdir()
+    # Copies, not links: a link out of the source's root is never followed.
     for shard in shards:
-        (folder / f"{shard}.tar").symlink_to(wds / f"{shard}.tar")
+        shutil.copyfile(wds / f"{shard}.tar", folder / f"{shard}.tar")
         if stats:
-            (folder / f"{shard}_stats.json").symlink_to(wds / f"{shard}_stats.json")
+            shutil.copyfile(wds / f"{shard}_stats.json", folder / f"{shard}_stats.json")
     return folder
 
 
@@ -33,7 +35,7 @@ def _keys(source, **positions) -> list[str]:
 
 
 def test_real_webdataset_counts_from_stats(wds: Path) -> None:
-    source = open_source(wds)
+    source = open_test_source(wds)
     assert source.kind is SourceKind.WEBDATASET
     assert count_items(source) == 20_000
 
@@ -47,7 +49,7 @@ def test_real_shard_items_match_its_members(wds: Path) -> None:
             assert reader is not None
             expected.setdefault(key, {})[extension] = reader.read()
 
-    items = list(iter_items(open_source(wds / "00000.tar")))
+    items = list(iter_items(open_test_source(wds / "00000.tar")))
 
     assert [item.key for item in items] == [f"00000.tar/00000{i:04d}" for i in range(1000)]
     for item in items:
@@ -65,7 +67,7 @@ def test_real_shard_items_match_its_members(wds: Path) -> None:
 
 
 def test_order_is_stable_and_ranges_tile_the_source(wds: Path, tmp_path: Path) -> None:
-    source = open_source(_link_shards(wds, tmp_path / "two", ["00000", "00001"]))
+    source = open_test_source(_link_shards(wds, tmp_path / "two", ["00000", "00001"]))
     everything = _keys(source)
     assert count_items(source) == len(everything) == 2_000
     assert len(set(everything)) == 2_000
@@ -80,7 +82,7 @@ def test_order_is_stable_and_ranges_tile_the_source(wds: Path, tmp_path: Path) -
 
 
 def test_resume_skips_earlier_shards_unread(wds: Path, tmp_path: Path) -> None:
-    source = open_source(_link_shards(wds, tmp_path / "src", ["00000", "00001"]))
+    source = open_test_source(_link_shards(wds, tmp_path / "src", ["00000", "00001"]))
     opened: list[str] = []
     recording = [True]
 
@@ -101,7 +103,7 @@ def test_resume_skips_earlier_shards_unread(wds: Path, tmp_path: Path) -> None:
 
 
 def test_count_scans_shards_without_stats(wds: Path, tmp_path: Path) -> None:
-    source = open_source(_link_shards(wds, tmp_path / "bare", ["00002"], stats=False))
+    source = open_test_source(_link_shards(wds, tmp_path / "bare", ["00002"], stats=False))
     assert count_items(source) == 1000
     assert len(_keys(source, start=999)) == 1
 
@@ -118,7 +120,7 @@ def test_ranges_read_every_item_once_when_stats_disagree(
     write_tar(tmp_path / "00000.tar", members)
     (tmp_path / "00000_stats.json").write_text(json.dumps({"successes": declared}))
     write_tar(tmp_path / "00001.tar", [("x.jpg", real_samples[3][1]), ("x.txt", b"last")])
-    source = open_source(tmp_path)
+    source = open_test_source(tmp_path)
 
     total = count_items(source)
     assert total == declared + 1
@@ -148,7 +150,7 @@ def test_mixed_shard_rejects_bad_samples_and_keeps_good_ones(
     }
     members = [(f"{key}.{ext}", data) for key, files in samples.items() for ext, data in files]
     write_tar(tmp_path / "00000.tar", members)
-    source = open_source(tmp_path)
+    source = open_test_source(tmp_path)
 
     verdicts = {}
     for item in iter_items(source):
@@ -179,7 +181,7 @@ def _tar_with_good_neighbour(folder: Path, damaged: bytes, wds: Path) -> Path:
     """Shard 00000 damaged after img2dataset wrote its stats; shard 00001 intact."""
     _link_shards(wds, folder, ["00001"])
     (folder / "00000.tar").write_bytes(damaged)
-    (folder / "00000_stats.json").symlink_to(wds / "00000_stats.json")
+    shutil.copyfile(wds / "00000_stats.json", folder / "00000_stats.json")
     return folder
 
 
@@ -196,7 +198,7 @@ def test_truncated_shard_keeps_what_precedes_the_cut(cut: str, wds: Path, tmp_pa
     # 30 members = 10 whole samples; the mid-member cut also halves the 11th sample's image.
     end = _member_end(wds / "00000.tar", 29)
     cut_at = end + 512 + 700 if cut == "mid-member" else end
-    source = open_source(_tar_with_good_neighbour(tmp_path / "src", data[:cut_at], wds))
+    source = open_test_source(_tar_with_good_neighbour(tmp_path / "src", data[:cut_at], wds))
 
     first = list(iter_items(source, stop=1000))
     intact = [item for item in first if item.reject_reason is None]
@@ -218,7 +220,7 @@ def test_shard_with_garbage_header_is_rejected_by_name(wds: Path, tmp_path: Path
     data = bytearray((wds / "00000.tar").read_bytes())
     end = _member_end(wds / "00000.tar", 5)
     data[end : end + 512] = b"\xff" * 512
-    source = open_source(_tar_with_good_neighbour(tmp_path / "src", bytes(data), wds))
+    source = open_test_source(_tar_with_good_neighbour(tmp_path / "src", bytes(data), wds))
 
     items = list(iter_items(source))
 
@@ -230,7 +232,7 @@ def test_shard_with_garbage_header_is_rejected_by_name(wds: Path, tmp_path: Path
 
 
 def test_zero_byte_shard_is_one_reject_and_the_rest_goes_in(wds: Path, tmp_path: Path) -> None:
-    source = open_source(_tar_with_good_neighbour(tmp_path / "src", b"", wds))
+    source = open_test_source(_tar_with_good_neighbour(tmp_path / "src", b"", wds))
 
     items = list(iter_items(source))
 
@@ -255,7 +257,7 @@ def test_files_layout(real_samples, image_bytes, tmp_path: Path, judge) -> None:
     (shard / "000000005.txt").write_text("a grey jpeg")
     (shard / "000000006.txt").write_text("lost its image")
     (tmp_path / "00000.parquet").write_bytes(b"PAR1")
-    source = open_source(tmp_path)
+    source = open_test_source(tmp_path)
 
     items = list(iter_items(source))
 
@@ -263,7 +265,8 @@ def test_files_layout(real_samples, image_bytes, tmp_path: Path, judge) -> None:
     assert [item.key for item in items] == [f"00000/00000000{i}" for i in range(7)]
     assert items[0].caption == real_samples[0][2].decode()
     assert items[0].metadata == json.loads(real_samples[0][3])
-    assert items[3].source_uri == str(shard / "000000003.png")
+    # Provenance is relative to the source's root, never an absolute server path.
+    assert items[3].source_uri == (shard / "000000003.png").relative_to(source.root).as_posix()
     assert judge(items) == {
         **{f"00000/00000000{i}": "ok" for i in range(6)},
         "00000/000000006": RejectCode.MISSING_IMAGE,
@@ -278,7 +281,7 @@ def test_scattered_sample_files_get_unique_keys(real_samples, write_tar, tmp_pat
     members = [("a.jpg", jpg), ("b.jpg", jpg), ("a.txt", b"a"), ("b.txt", b"b"), ("c.jpg", jpg)]
     write_tar(tmp_path / "00000.tar", [*members, ("c.txt", b"c")])
 
-    items = list(iter_items(open_source(tmp_path)))
+    items = list(iter_items(open_test_source(tmp_path)))
 
     assert [item.key for item in items] == [
         "00000.tar/a",
@@ -313,7 +316,7 @@ def test_a_batch_mid_shard_resumes_at_its_sample_and_reads_the_same(
 ) -> None:
     from asifdb.ingest import img2dataset
 
-    source = open_source(_link_shards(wds, tmp_path / "one", ["00000"]))
+    source = open_test_source(_link_shards(wds, tmp_path / "one", ["00000"]))
     bounds = [(600, 700), (0, 256), (256, 512), (900, 1000), (512, 600), (700, 900), (255, 257)]
     img2dataset._WALKED.clear()
     expected = {b: _items(source, start=b[0], stop=b[1]) for b in bounds}
@@ -333,7 +336,7 @@ def test_resuming_past_a_repeated_key_still_refuses_it(
     jpg = real_samples[0][1]
     members = [("a.jpg", jpg), ("b.jpg", jpg), ("a.txt", b"a"), ("b.txt", b"b"), ("c.jpg", jpg)]
     write_tar(tmp_path / "00000.tar", [*members, ("c.txt", b"c")])
-    source = open_source(tmp_path)
+    source = open_test_source(tmp_path)
     whole = _items(source)
     for start in (1, 2, 3, 4):
         img2dataset._WALKED.clear()
@@ -344,7 +347,7 @@ def test_resuming_past_a_repeated_key_still_refuses_it(
 def test_a_resumed_read_of_a_truncated_shard_reports_the_damage(wds: Path, tmp_path: Path) -> None:
     data = (wds / "00000.tar").read_bytes()
     cut_at = _member_end(wds / "00000.tar", 29) + 512 + 700
-    source = open_source(_tar_with_good_neighbour(tmp_path / "src", data[:cut_at], wds))
+    source = open_test_source(_tar_with_good_neighbour(tmp_path / "src", data[:cut_at], wds))
     whole = _items(source, stop=1000)
     assert _items(source, start=4, stop=8) == whole[4:8]
     assert _items(source, start=6, stop=1000) == whole[6:]

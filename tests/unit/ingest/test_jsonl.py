@@ -10,9 +10,9 @@ from asifdb.ingest import (
     ValidItem,
     count_items,
     iter_items,
-    open_source,
     validate,
 )
+from tests.samples import open_test_source
 
 
 def test_jsonl_lines_become_items_or_rejects(
@@ -20,7 +20,10 @@ def test_jsonl_lines_become_items_or_rejects(
 ) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "bucket.jpg").write_bytes(real_samples[0][1])
-    cifar_cat = shared_data / "cifar10" / "train" / "cat" / "0064.png"
+    # An absolute path (or file URI) is read where it lies under the source's root.
+    (tmp_path / "cifar").mkdir()
+    cifar_cat = tmp_path / "cifar" / "0064.png"
+    cifar_cat.write_bytes((shared_data / "cifar10" / "train" / "cat" / "0064.png").read_bytes())
     lines = [
         {"image": "img/bucket.jpg", "caption": "a small bucket", "licence": "CC-BY-4.0"},
         {"image": str(cifar_cat), "caption": "a cat", "url": "https://example.org/cat.png"},
@@ -36,7 +39,7 @@ def test_jsonl_lines_become_items_or_rejects(
     text += "\n\n{not json\n[1, 2]\n"
     path = tmp_path / "pairs.jsonl"
     path.write_text(text)
-    source = open_source(path)
+    source = open_test_source(path)
 
     items = list(iter_items(source))
 
@@ -58,11 +61,14 @@ def test_jsonl_lines_become_items_or_rejects(
     first, second = items[0], items[1]
     assert first.image_bytes == real_samples[0][1]
     assert first.metadata == {"licence": "CC-BY-4.0"}
-    assert first.source_uri == str(tmp_path / "img" / "bucket.jpg")
+    assert first.source_uri == (tmp_path / "img" / "bucket.jpg").relative_to(source.root).as_posix()
     assert second.image_bytes == cifar_cat.read_bytes()
     assert second.metadata == {"url": "https://example.org/cat.png"}
     assert "never fetched" in items[2].reject_reason.message
-    assert str(tmp_path / "img" / "missing.jpg") in items[3].reject_reason.message
+    missing = (tmp_path / "img" / "missing.jpg").relative_to(source.root).as_posix()
+    assert (
+        missing in items[3].reject_reason.message and "/tmp" not in items[3].reject_reason.message
+    )
     result = validate(second)
     assert isinstance(result, ValidItem) and (result.width, result.format) == (32, "PNG")
 
@@ -72,7 +78,7 @@ def test_jsonl_positions_tile_the_lines(real_samples, tmp_path: Path) -> None:
     lines = [json.dumps({"image": "a.jpg", "caption": f"caption {i}"}) for i in range(7)]
     path = tmp_path / "pairs.ndjson"
     path.write_text("\n".join(lines[:3]) + "\n   \n" + "\n".join(lines[3:]))
-    source = open_source(path)
+    source = open_test_source(path)
 
     everything = [item.caption for item in iter_items(source)]
     pieces = [

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from asifdb.errors import InvalidInput
-from asifdb.ingest import Source, SourceError, SourceKind, count_items, open_source
+from asifdb.ingest import Source, SourceError, SourceKind, count_items
+from tests.samples import open_test_source
 
 
 @pytest.mark.parametrize(
@@ -17,18 +18,25 @@ from asifdb.ingest import Source, SourceError, SourceKind, count_items, open_sou
     ],
 )
 def test_detects_webdataset(relative: str, kind: SourceKind, shared_data: Path) -> None:
-    assert open_source(shared_data / relative).kind is kind
+    assert open_test_source(shared_data / relative).kind is kind
 
 
 def test_single_shard_uses_its_stats(shared_data: Path) -> None:
-    assert count_items(open_source(shared_data / "tiny-imagenet-pairs-wds" / "00003.tar")) == 1000
+    assert (
+        count_items(open_test_source(shared_data / "tiny-imagenet-pairs-wds" / "00003.tar")) == 1000
+    )
 
 
 def test_source_rebuilds_from_stored_plain_values(shared_data: Path) -> None:
-    source = open_source(
+    source = open_test_source(
         shared_data / "cifar10" / "train", template="a photo of a {}.", classnames={"cat": "kitty"}
     )
-    stored = {**dataclasses.asdict(source), "kind": str(source.kind), "path": str(source.path)}
+    stored = {
+        **dataclasses.asdict(source),
+        "kind": str(source.kind),
+        "path": str(source.path),
+        "root": str(source.root),
+    }
     assert Source(**stored) == source
 
 
@@ -45,7 +53,7 @@ def test_source_rebuilds_from_stored_plain_values(shared_data: Path) -> None:
         (lambda tmp: _folder(tmp / "x"), {"kind": "webdataset"}, "nothing to read as webdataset"),
         (
             lambda tmp: _folder(tmp / "c" / "x"),
-            {"template": "{}", "classnames": "/no/file"},
+            {"template": "{}", "classnames": "/tmp/no/file"},
             "folder<TAB>name",
         ),
     ],
@@ -54,7 +62,7 @@ def test_unusable_sources_raise_with_the_fix(
     build, arguments: dict, fix: str, tmp_path: Path
 ) -> None:
     with pytest.raises(SourceError, match=fix) as raised:
-        open_source(build(tmp_path), **arguments)
+        open_test_source(build(tmp_path), **arguments)
     assert isinstance(raised.value, InvalidInput)
 
 

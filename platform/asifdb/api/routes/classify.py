@@ -1,11 +1,18 @@
-"""`POST /v1/classify`: zero-shot classification of uploaded images, with its evidence."""
+"""`POST /v1/classify`: zero-shot classification of uploaded images, with its evidence.
+
+The work (decoding, encoding, scoring, recording) runs off the event loop, at most
+API_HEAVY_CONCURRENCY requests at once; images, labels and templates are held to their limits
+before any of it starts.
+"""
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
-from asifdb.api.deps import PlatformDep, allowed
-from asifdb.errors import InvalidInput, TooLarge
+from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
+from asifdb.context import Platform
+from asifdb.errors import InvalidInput
+from asifdb.limits import RequestLimits
 from asifdb.services import classify as classify_service
 from asifdb.services import labelsets
 from asifdb.services.classify import Options
@@ -13,12 +20,12 @@ from asifdb.services.keys import Principal
 
 router = APIRouter(tags=["classify"])
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-
 
 @router.post("/v1/classify", summary="Classify images among candidate labels, with evidence")
 async def classify(
     platform: PlatformDep,
+    limits: LimitsDep,
+    heavy: HeavyDep,
     who: Annotated[Principal, Depends(allowed("classify"))],
     images: Annotated[list[UploadFile], File(min_length=1, description="One or more images.")],
     labels: Annotated[list[str] | None, Form(description="Candidate classes.")] = None,
@@ -34,22 +41,42 @@ async def classify(
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
 ) -> list[dict[str, Any]]:
-    files = []
-    for upload in images:
-        data = await upload.read(MAX_IMAGE_BYTES + 1)
-        if len(data) > MAX_IMAGE_BYTES:
-            raise TooLarge(f"{upload.filename} is over {MAX_IMAGE_BYTES} bytes")
-        files.append((upload.filename or "image", data))
     settings = platform.settings
     options = Options(k=k or settings.k, p=p or settings.p, aggregation=aggregation, method=method)
+    return await heavy.run(
+        _classify,
+        platform=platform,
+        limits=limits,
+        who=who,
+        images=images,
+        labels=labels,
+        label_set=label_set,
+        templates=template or templates,
+        options=options,
+    )
+
+
+def _classify(
+    *,
+    platform: Platform,
+    limits: RequestLimits,
+    who: Principal,
+    images: list[UploadFile],
+    labels: list[str] | None,
+    label_set: str | None,
+    templates: list[str] | str | None,
+    options: Options,
+) -> list[dict[str, Any]]:
+    files = limits.read_images(images, field="images", most="images")
     with platform.sessions.begin() as session:
         if label_set and labels:
             raise InvalidInput("pass labels or a label_set, not both")
         candidates = (
             labelsets.get(session, name=label_set)
             if label_set
-            else labelsets.check(labels or [], template or templates)
+            else labelsets.check(labels or [], templates)
         )
+        limits.check_candidates(candidates.classes, candidates.templates)
         return classify_service.classify(
             session,
             live=platform.live,

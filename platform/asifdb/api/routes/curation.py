@@ -1,16 +1,19 @@
-"""`/v1/curation`: mismatched captions, near-duplicate groups, pair value on a labelled folder,
-the review queue; mark, reject, restore, revoke. Lists: steward/auditor/admin; acts: steward/admin.
+"""`/v1/curation`: mismatched captions, near-duplicate groups, pair value on uploaded labelled
+images, the review queue; mark, reject, restore, revoke. Lists: steward/auditor/admin; acts:
+steward/admin. No route takes a server path.
 """
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
-from asifdb.api.params import MAX_ID, BodyId, Name, Offset, ServerPath, Template
-from asifdb.services import curation, labelsets
+from asifdb.api.params import MAX_ID, BodyId, Offset
+from asifdb.errors import InvalidInput, TooLarge
+from asifdb.services import curation, evaluation
 from asifdb.services.keys import Principal
+from asifdb.services.uploads import UploadLimits
 
 router = APIRouter(prefix="/v1/curation", tags=["curation"])
 
@@ -31,29 +34,6 @@ class FitRefresh(BaseModel):
 
 class DuplicateRefresh(BaseModel):
     threshold: float = Field(default=curation.DUPLICATE_THRESHOLD, gt=0, le=1)
-
-
-class ValueRequest(BaseModel):
-    folder: ServerPath = Field(
-        description="An absolute path on the server under SOURCE_ROOTS (403 otherwise): a "
-        "folder with one sub-folder of images a class (422 if it is not one)."
-    )
-    templates: (
-        Annotated[list[Template], Field(max_length=labelsets.MAX_TEMPLATES)] | Name | None
-    ) = Field(
-        default=None,
-        description="A template set name (default, cifar, imagenet) or a list of templates.",
-    )
-    classnames: ServerPath | None = Field(
-        default=None, description="A file on the server of `folder<TAB>name` lines."
-    )
-    limit_per_class: int | None = Field(default=None, ge=1, le=1_000_000)
-    counts: list[Annotated[int, Field(ge=0, le=MAX_ID)]] = Field(
-        default=list(curation.WHAT_IF_COUNTS),
-        max_length=20,
-        description="What if the N most harmful pairs were excluded: each N.",
-    )
-    top: int = Field(default=20, ge=1, le=curation.MAX_PAGE)
 
 
 class PairAction(BaseModel):
@@ -95,25 +75,72 @@ def duplicates(
     return curation.duplicates(session, limit=limit, offset=offset)
 
 
-@router.post("/value", summary="Pair value on a labelled folder and the what-if (a dry run)")
+@router.post("/value", summary="Pair value on uploaded labelled images, and the what-if (dry run)")
 def value(
-    body: ValueRequest, session: SessionDep, platform: PlatformDep, _: Reader
+    session: SessionDep,
+    platform: PlatformDep,
+    _: Reader,
+    images: Annotated[
+        list[UploadFile] | None,
+        File(description="Labelled images (at most MAX_VALUE_IMAGES), with `classes`."),
+    ] = None,
+    classes: Annotated[
+        list[str] | None, Form(description="Each image's class name, in their order.")
+    ] = None,
+    archive: Annotated[
+        UploadFile | None, File(description="Or: a zip of class folders, <class>/<image>.")
+    ] = None,
+    templates: Annotated[
+        str | None, Form(description="Template set: default, cifar or imagenet.")
+    ] = None,
+    template: Annotated[
+        list[str] | None, Form(description="Or: your own templates, each with {}.")
+    ] = None,
+    counts: Annotated[
+        list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None,
+        Form(max_length=20, description="What if the N most harmful pairs were excluded."),
+    ] = None,
+    top: Annotated[int, Form(ge=1, le=curation.MAX_PAGE)] = 20,
 ) -> dict[str, Any]:
     settings = platform.settings
-    return curation.pair_values(
-        session,
-        live=platform.live,
-        encoders=platform.encoders,
-        folder=body.folder,
-        roots=settings.source_roots,
-        templates=body.templates,
-        classnames=body.classnames,
-        max_images=settings.max_value_images,
-        k=platform.settings.k,
-        p=platform.settings.p,
-        limit_per_class=body.limit_per_class,
-        counts=tuple(body.counts),
-        top=body.top,
+    most = settings.api_max_image_bytes
+    if (archive is None) == (images is None):
+        raise InvalidInput("send either images (with their classes) or an archive")
+
+    def value_of(labelled: evaluation.Labelled) -> dict[str, Any]:
+        return curation.pair_values(
+            session,
+            live=platform.live,
+            encoders=platform.encoders,
+            labelled=labelled,
+            templates=template or templates,
+            k=settings.k,
+            p=settings.p,
+            counts=tuple(curation.WHAT_IF_COUNTS if counts is None else counts),
+            top=top,
+        )
+
+    if archive is not None:
+        limits = UploadLimits(
+            max_files=settings.max_value_images,
+            max_file_bytes=most,
+            max_total_bytes=settings.api_max_upload_bytes,
+        )
+        with evaluation.labelled_archive(
+            archive.file.read(settings.api_max_upload_bytes + 1),
+            uploads_dir=settings.data_dir / "uploads",
+            max_images=settings.max_value_images,
+            limits=limits,
+        ) as labelled:
+            return value_of(labelled)
+    files = []
+    for upload in images or []:
+        data = upload.file.read(most + 1)
+        if len(data) > most:
+            raise TooLarge(f"images: one is over {most} bytes (API_MAX_IMAGE_BYTES)")
+        files.append((upload.filename or "image", data))
+    return value_of(
+        evaluation.labelled_uploads(files, classes or [], max_images=settings.max_value_images)
     )
 
 

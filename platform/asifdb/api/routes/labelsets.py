@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from asifdb.api.deps import SessionDep, allowed
+from asifdb.api.deps import LimitsDep, SessionDep, allowed
 from asifdb.api.params import Name
 from asifdb.services import labelsets
 from asifdb.services.keys import Principal
@@ -32,8 +32,12 @@ def list_label_sets(
 def create_label_set(
     body: LabelSetCreate,
     session: SessionDep,
+    limits: LimitsDep,
     who: Annotated[Principal, Depends(allowed("labelsets:write"))],
 ) -> dict[str, Any]:
+    # Stored only if a classification may use it whole (the same limits as an ad-hoc one).
+    checked = labelsets.check(body.classes, body.templates)
+    limits.check_candidates(checked.classes, checked.templates, field="classes")
     created = labelsets.create(
         session, name=body.name, classes=body.classes, templates=body.templates, actor=who.name
     )

@@ -5,11 +5,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
-from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.api.deps import LimitsDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import NON_BLANK, Id
 from asifdb.blobs import BlobStore
 from asifdb.services import ingestion, pairs, uploads
 from asifdb.services.keys import Principal
+from asifdb.services.uploads import UploadLimits
 
 router = APIRouter(tags=["pairs"])
 
@@ -19,8 +20,9 @@ class Deletion(BaseModel):
 
 
 @router.post("/v1/pairs", status_code=202, summary="Upload image-caption pairs as a job")
-async def upload_pairs(
+def upload_pairs(
     platform: PlatformDep,
+    limits: LimitsDep,
     who: Annotated[Principal, Depends(allowed("pairs:add"))],
     images: Annotated[
         list[UploadFile], File(min_length=1, description="The images, one per caption.")
@@ -29,23 +31,31 @@ async def upload_pairs(
         list[str], Form(min_length=1, description="One caption per image, in order.")
     ],
     license: Annotated[
-        str, Form(min_length=1, pattern=NON_BLANK, description="The pairs' licence, by name.")
+        str,
+        Form(min_length=1, max_length=200, pattern=NON_BLANK, description="The licence, by name."),
     ],
     collection: Annotated[str, Form(max_length=200)] = "default",
 ) -> dict[str, Any]:
     from workers.tasks import dispatch
 
-    files = [(f.filename or "upload", await f.read()) for f in images]
+    limits.check_texts("captions", captions)
+    files = limits.read_images(images, field="images", most="upload_files")
     staged = uploads.stage(
         uploads_dir=platform.settings.data_dir / "uploads",
         files=files,
         captions=captions,
         actor=who.name,
+        limits=UploadLimits(
+            max_files=limits.upload_files,
+            max_file_bytes=limits.image_bytes,
+            max_total_bytes=limits.upload_bytes,
+        ),
     )
     with platform.sessions.begin() as session:
         job = ingestion.start_job(
             session,
             source=str(staged),
+            roots=[platform.settings.data_dir / "uploads"],
             kind="jsonl",
             license_name=license,
             actor=who.name,

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from asifdb.api.deps import PlatformDep, SessionDep, allowed
+from asifdb.api.deps import HeavyDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import Id, LicenceId
 from asifdb.services import impact, predictions
 from asifdb.services.keys import Principal
@@ -26,13 +26,16 @@ def get_prediction(
     "/v1/licenses/{license_id}/impact",
     summary="Deletion verification: what the licence's pairs carried, re-run without them",
 )
-def licence_impact(
+async def licence_impact(
     license_id: LicenceId,
     platform: PlatformDep,
+    heavy: HeavyDep,
     _: Annotated[Principal, Depends(allowed("impact:read"))],
     sample: Annotated[int, Query(ge=0, le=200)] = 20,
 ) -> dict[str, Any]:
-    return impact.licence_impact(
+    # It re-runs up to `sample` classifications: heavy work, off the event loop.
+    return await heavy.run(
+        impact.licence_impact,
         sessions=platform.sessions,
         live=platform.live,
         encoders=platform.encoders,

@@ -1,10 +1,16 @@
-"""`POST /v1/retrieve`: image to captions, text to images, over the collection or candidates."""
+"""`POST /v1/retrieve`: image to captions, text to images, over the collection or candidates.
+
+Texts and images are held to their limits, then the work runs off the event loop (at most
+API_HEAVY_CONCURRENCY requests at once).
+"""
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
-from asifdb.api.deps import PlatformDep, allowed
+from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
+from asifdb.context import Platform
+from asifdb.limits import RequestLimits
 from asifdb.services import retrieve as retrieve_service
 from asifdb.services.classify import Options
 from asifdb.services.keys import Principal
@@ -15,12 +21,12 @@ router = APIRouter(tags=["retrieve"])
 @router.post("/v1/retrieve", summary="Retrieve captions for an image, or images for a text")
 async def retrieve(
     platform: PlatformDep,
+    limits: LimitsDep,
+    heavy: HeavyDep,
     who: Annotated[Principal, Depends(allowed("retrieve"))],
     direction: Annotated[Literal["image_to_text", "text_to_image"], Form()],
     image: Annotated[UploadFile | None, File(description="The query (image_to_text).")] = None,
-    text: Annotated[
-        str | None, Form(max_length=2000, description="The query (text_to_image).")
-    ] = None,
+    text: Annotated[str | None, Form(description="The query (text_to_image).")] = None,
     candidate_texts: Annotated[list[str] | None, Form(description="Captions to rank.")] = None,
     candidate_images: Annotated[
         list[UploadFile] | None, File(description="Images to rank.")
@@ -29,9 +35,40 @@ async def retrieve(
     k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
     p: Annotated[float | None, Form(ge=1, le=64)] = None,
 ) -> dict[str, Any]:
-    query_image = (image.filename or "image", await image.read()) if image else None
-    given_images = [(f.filename or "image", await f.read()) for f in candidate_images or []]
-    options = Options(k=k or platform.settings.k, p=p or platform.settings.p)
+    limits.check_texts("text", [text] if text else [])
+    limits.check_texts("candidate_texts", candidate_texts or [], most="candidate_texts")
+    return await heavy.run(
+        _retrieve,
+        platform=platform,
+        limits=limits,
+        who=who,
+        direction=direction,
+        image=image,
+        text=text,
+        candidate_texts=candidate_texts,
+        candidate_images=candidate_images or [],
+        options=Options(k=k or platform.settings.k, p=p or platform.settings.p),
+        top=top,
+    )
+
+
+def _retrieve(
+    *,
+    platform: Platform,
+    limits: RequestLimits,
+    who: Principal,
+    direction: Literal["image_to_text", "text_to_image"],
+    image: UploadFile | None,
+    text: str | None,
+    candidate_texts: list[str] | None,
+    candidate_images: list[UploadFile],
+    options: Options,
+    top: int,
+) -> dict[str, Any]:
+    [query_image] = limits.read_images([image], field="image", most="images") if image else [None]
+    given_images = limits.read_images(
+        candidate_images, field="candidate_images", most="candidate_images"
+    )
     with platform.sessions.begin() as session:
         return retrieve_service.retrieve(
             session,

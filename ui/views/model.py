@@ -2,6 +2,7 @@
 the database, migrations and broker behind them; and, where a labelled folder is configured
 (`EVAL_FOLDER`), a zero-shot accuracy check of the live model on it."""
 
+import gate
 import runtime
 import streamlit as st
 
@@ -9,8 +10,20 @@ from asifdb.broker import broker_url
 from asifdb.services import evaluation, status
 from asifdb.services.classify import Options
 
-st.title("Model")
-with runtime.reported():
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = None
+
+
+def render() -> None:
+    st.title("Model")
+    with runtime.reported():
+        _status()
+    with runtime.reported():
+        _accuracy_check()
+
+
+def _status() -> None:
+    gate.allow(None)
     platform = runtime.platform()
     settings = platform.settings
     report = status.platform_status(
@@ -46,6 +59,9 @@ with runtime.reported():
             st.markdown(f"{':green[ok]' if ok else ':red[not ok]'} — **{part}**")
             st.json(report[part], expanded=not ok)
 
+
+def _accuracy_check() -> None:
+    settings = runtime.platform().settings
     st.subheader("Accuracy check")
     if settings.eval_folder is None:
         st.info(
@@ -61,14 +77,20 @@ with runtime.reported():
             "nothing is recorded."
         )
         if st.button("Run accuracy check"):
+            # Any signed-in key, as before: nothing is recorded and the folder is the operator's.
+            gate.allow(None)
+            platform = runtime.platform()
             progress = st.progress(0.0, text="Classifying…")
             result = evaluation.evaluate(
                 sessions=platform.sessions,
                 live=platform.live,
                 encoders=platform.encoders,
                 folder=settings.eval_folder,
+                roots=settings.source_roots,
                 classnames=settings.eval_classnames,
-                templates=evaluation.read_templates(settings.eval_templates),
+                templates=evaluation.read_templates(
+                    settings.eval_templates, roots=settings.source_roots
+                ),
                 options=Options(k=settings.k, p=settings.p),
                 limit_per_class=settings.eval_limit_per_class,
                 on_batch=lambda done, total: progress.progress(
@@ -93,3 +115,7 @@ with runtime.reported():
                 ],
                 hide_index=True,
             )
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)

@@ -3,25 +3,32 @@ under a licence and a collection; then follow the job and see what was rejected 
 
 from pathlib import Path
 
+import gate
 import runtime
 import streamlit as st
 from kombu.exceptions import OperationalError
 
 from asifdb.services import collection, ingestion, licences, uploads
+from asifdb.services.keys import Principal
+
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = "pairs:add"
 
 _JOB = "add_pairs.job"
 _RUNNING = ("queued", "running")
 
 
-def _start(source: Path, *, kind: str, licence: str, name: str, template: str | None) -> None:
+def _start(
+    source: Path, *, who: Principal, kind: str, licence: str, name: str, template: str | None
+) -> None:
     """Create the job and send its batches to the workers."""
     from workers.tasks import dispatch  # imported when needed: it builds a Celery app on import
 
-    who = runtime.principal()
     with runtime.platform().sessions.begin() as session:
         job = ingestion.start_job(
             session,
             source=str(source),
+            roots=[runtime.platform().settings.data_dir / "uploads"],
             kind=kind,
             template=template,
             license_name=licence,
@@ -57,32 +64,46 @@ def _captioned_images(licence: str, name: str) -> None:
         )
     if st.button("Add pairs", type="primary", disabled=not files, key="add_pairs.images"):
         with runtime.reported():
-            runtime.principal().require("pairs:add")
+            who = gate.allow("pairs:add")
             staged = uploads.stage(
                 uploads_dir=runtime.platform().settings.data_dir / "uploads",
                 files=[(f.name, f.getvalue()) for f in files],
                 captions=captions,
-                actor=runtime.principal().name,
+                actor=who.name,
             )
-            _start(staged, kind="jsonl", licence=licence, name=name, template=None)
+            _start(staged, who=who, kind="jsonl", licence=licence, name=name, template=None)
 
 
 def _class_folders(licence: str, name: str) -> None:
-    archive = st.file_uploader("A zip of class folders (<class>/<image>)", type=["zip"])
-    template = st.text_input(
-        "Caption template ({} is the class name)", value="a photo of a {}.", key="add_pairs.tpl"
-    )
-    if st.button("Add pairs", type="primary", disabled=archive is None, key="add_pairs.zip"):
+    with st.form("add_pairs.folders"):
+        archive = st.file_uploader("A zip of class folders (<class>/<image>)", type=["zip"])
+        template = st.text_input(
+            "Caption template ({} is the class name)",
+            value="a photo of a {}.",
+            key="add_pairs.tpl",
+        )
+        submitted = st.form_submit_button("Add pairs", type="primary", key="add_pairs.zip")
+    if submitted and archive is None:
+        st.error("Choose a zip of class folders first.")
+    elif submitted:
         with runtime.reported():
-            runtime.principal().require("pairs:add")
+            who = gate.allow("pairs:add")
             folder = collection.stage_class_folders(
                 uploads_dir=runtime.platform().settings.data_dir / "uploads",
                 archive=archive.getvalue(),
             )
-            _start(folder, kind="class_folders", licence=licence, name=name, template=template)
+            _start(
+                folder,
+                who=who,
+                kind="class_folders",
+                licence=licence,
+                name=name,
+                template=template,
+            )
 
 
 def _report(job_id: int, *, refreshing: bool) -> None:
+    gate.allow("jobs:read")
     with runtime.platform().sessions() as session:
         report = ingestion.job_report(session, job_id=job_id, rejects=200)
     if refreshing and report["status"] not in _RUNNING:
@@ -106,32 +127,37 @@ def _report(job_id: int, *, refreshing: bool) -> None:
 
 def _follow(job_id: int) -> None:
     """The job's progress, refreshed every two seconds while it runs (only that part reruns)."""
-    runtime.principal().require("jobs:read")
+    gate.allow("jobs:read")
     with runtime.platform().sessions() as session:
         running = ingestion.job_report(session, job_id=job_id, rejects=0)["status"] in _RUNNING
     st.fragment(run_every=2 if running else None)(_report)(job_id, refreshing=running)
 
 
-st.title("Add pairs")
-with runtime.reported():
-    runtime.principal().require("pairs:add")
-    with runtime.platform().sessions() as session:
-        active = [row["name"] for row in licences.list_all(session) if row["status"] == "active"]
-    left, right = st.columns(2)
-    licence = left.selectbox("Licence", active, index=None, placeholder="Choose a licence")
-    name = right.text_input("Collection", value="default")
-    if licence is None:
-        st.info("Choose the licence the pairs come under (create one on the Licences page).")
-    else:
-        images, folders = st.tabs(["Images with captions", "Class folders (zip)"])
-        with images:
-            _captioned_images(licence, name)
-        with folders:
-            _class_folders(licence, name)
-
-st.divider()
-watched = st.number_input("Follow job", min_value=1, step=1, value=st.session_state.get(_JOB))
-if watched is not None:
-    st.session_state[_JOB] = int(watched)
+def render() -> None:
+    st.title("Add pairs")
     with runtime.reported():
-        _follow(int(watched))
+        gate.allow("licenses:read")
+        with runtime.platform().sessions() as session:
+            active = [r["name"] for r in licences.list_all(session) if r["status"] == "active"]
+        left, right = st.columns(2)
+        licence = left.selectbox("Licence", active, index=None, placeholder="Choose a licence")
+        name = right.text_input("Collection", value="default")
+        if licence is None:
+            st.info("Choose the licence the pairs come under (create one on the Licences page).")
+        else:
+            images, folders = st.tabs(["Images with captions", "Class folders (zip)"])
+            with images:
+                _captioned_images(licence, name)
+            with folders:
+                _class_folders(licence, name)
+
+    st.divider()
+    watched = st.number_input("Follow job", min_value=1, step=1, value=st.session_state.get(_JOB))
+    if watched is not None:
+        st.session_state[_JOB] = int(watched)
+        with runtime.reported():
+            _follow(int(watched))
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)

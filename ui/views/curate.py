@@ -3,12 +3,19 @@ labelled folder) and the acts on them (mark for review, reject, restore, revoke 
 
 from typing import Any
 
+import gate
 import runtime
 import streamlit as st
 
-from asifdb.services import curation
+from asifdb.services import curation, evaluation
+from asifdb.services.uploads import UploadLimits
 
-_ACT = "pairs:delete"
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = "impact:read"
+
+# As the API's /v1/curation: reading the lists needs what the steward, auditor and admin roles
+# share; acting needs what only the steward and admin roles carry.
+_READ, _ACT = "impact:read", "pairs:delete"
 
 
 def _rerun_if_done() -> None:
@@ -19,37 +26,44 @@ def _rerun_if_done() -> None:
 
 def _act(rows: list[dict[str, Any]], key: str) -> None:
     """Mark, reject or revoke the pairs chosen among `rows`."""
-    allowed = runtime.may(_ACT)
-    chosen = st.multiselect(
-        "Pairs", [r["pair_id"] for r in rows], key=f"curate.{key}.chosen", disabled=not allowed
-    )
-    reason = st.text_input("Reason (kept in the audit log)", key=f"curate.{key}.reason")
-    mark, reject, revoke = st.columns(3)
-    who = runtime.principal()
-    platform = runtime.platform()
-    if mark.button("Mark for review", key=f"curate.{key}.mark", disabled=not allowed):
-        with runtime.reported(), platform.sessions.begin() as session:
-            who.require(_ACT)
+    allowed = gate.may(_ACT)
+    may_revoke = allowed and gate.may("licenses:write")
+    with st.form(f"curate.{key}.act"):
+        chosen = st.multiselect(
+            "Pairs", [r["pair_id"] for r in rows], key=f"curate.{key}.chosen", disabled=not allowed
+        )
+        reason = st.text_input("Reason (kept in the audit log)", key=f"curate.{key}.reason")
+        mark, reject, revoke = st.columns(3)
+        marked = mark.form_submit_button(
+            "Mark for review", key=f"curate.{key}.mark", disabled=not allowed
+        )
+        rejected = reject.form_submit_button(
+            "Reject", key=f"curate.{key}.reject", disabled=not allowed
+        )
+        revoked = revoke.form_submit_button(
+            "Revoke their licence", key=f"curate.{key}.revoke", disabled=not may_revoke
+        )
+    sessions = runtime.platform().sessions
+    if marked:
+        with runtime.reported(), sessions.begin() as session:
+            who = gate.allow(_ACT)
             done = curation.mark(session, pair_ids=chosen, actor=who.name, reason=reason or None)
             st.session_state["curate.done"] = f"Marked {done['marked']} pairs for review."
-        _rerun_if_done()
-    if reject.button("Reject", key=f"curate.{key}.reject", disabled=not allowed):
-        with runtime.reported(), platform.sessions.begin() as session:
-            who.require(_ACT)
+    if rejected:
+        with runtime.reported(), sessions.begin() as session:
+            who = gate.allow(_ACT)
             done = curation.reject(session, pair_ids=chosen, actor=who.name, reason=reason)
             st.session_state["curate.done"] = (
                 f"Rejected {done['rejected']} pairs: {done['pairs_removed']} left the model "
                 f"(model version {done['model_version']})."
             )
-        _rerun_if_done()
-    may_revoke = allowed and runtime.may("licenses:write")
-    if revoke.button("Revoke their licence", key=f"curate.{key}.revoke", disabled=not may_revoke):
-        with runtime.reported(), platform.sessions.begin() as session:
-            who.require("licenses:write")
+    if revoked:
+        with runtime.reported(), sessions.begin() as session:
+            who = gate.allow("licenses:write")
             done = curation.revoke_licences(session, pair_ids=chosen, actor=who.name, reason=reason)
             names = ", ".join(r["license"] for r in done["revoked"]) or "none (already revoked)"
             st.session_state["curate.done"] = f"Revoked licences: {names}."
-        _rerun_if_done()
+    _rerun_if_done()
 
 
 def _pager(key: str) -> tuple[int, int]:
@@ -60,15 +74,16 @@ def _pager(key: str) -> tuple[int, int]:
 
 def _mismatches() -> None:
     platform = runtime.platform()
-    if st.button("Score new pairs", disabled=not runtime.may(_ACT)):
+    if st.button("Score new pairs", disabled=not gate.may(_ACT)):
         with runtime.reported(), platform.sessions.begin() as session:
-            runtime.principal().require(_ACT)
+            gate.allow(_ACT)
             done = curation.refresh_fit(session, live=platform.live)
             st.session_state["curate.done"] = (
                 f"Scored {done['scored']} pairs in {curation.SPACES[done['aligned']]}."
             )
         _rerun_if_done()
     limit, offset = _pager("mismatches")
+    gate.allow(_READ)
     with platform.sessions() as session:
         page = curation.mismatches(session, limit=limit, offset=offset)
     st.caption(
@@ -83,15 +98,16 @@ def _mismatches() -> None:
 
 def _duplicates() -> None:
     platform = runtime.platform()
-    if st.button("Find near-duplicates", disabled=not runtime.may(_ACT)):
+    if st.button("Find near-duplicates", disabled=not gate.may(_ACT)):
         with runtime.reported(), platform.sessions.begin() as session:
-            runtime.principal().require(_ACT)
+            gate.allow(_ACT)
             done = curation.refresh_duplicates(session, live=platform.live)
             st.session_state["curate.done"] = (
                 f"{done['groups']} groups of near-duplicates ({done['pairs_in_groups']} pairs)."
             )
         _rerun_if_done()
     limit, offset = _pager("duplicates")
+    gate.allow(_READ)
     with platform.sessions() as session:
         page = curation.duplicates(session, limit=limit, offset=offset)
     rows = [
@@ -105,22 +121,14 @@ def _duplicates() -> None:
 
 
 def _value() -> None:
-    platform = runtime.platform()
-    folder = st.text_input("Labelled folder on the server (one sub-folder a class)")
-    templates = st.selectbox("Templates", ["default", "cifar", "imagenet"])
-    if not st.button("Value the pairs (dry run)", disabled=not folder):
-        return
-    with runtime.reported(), platform.sessions() as session, st.spinner("Classifying…"):
-        report = curation.pair_values(
-            session,
-            live=platform.live,
-            encoders=platform.encoders,
-            folder=folder,
-            templates=templates,
-            k=platform.settings.k,
-            p=platform.settings.p,
-        )
-        st.session_state["curate.value"] = report
+    with st.form("curate.value"):
+        archive = st.file_uploader("A zip of labelled images (<class>/<image>)", type=["zip"])
+        templates = st.selectbox("Templates", ["default", "cifar", "imagenet"])
+        submitted = st.form_submit_button("Value the pairs (dry run)")
+    if submitted and archive is None:
+        st.error("Choose a zip of class folders first.")
+    elif submitted:
+        _value_report(archive.getvalue(), templates)
     report = st.session_state.get("curate.value")
     if report:
         st.dataframe(report["what_if"], hide_index=True, key="curate.value.what_if")
@@ -131,9 +139,33 @@ def _value() -> None:
         st.dataframe(report["helpful"], hide_index=True, key="curate.value.helpful")
 
 
+def _value_report(archive: bytes, templates: str) -> None:
+    platform = runtime.platform()
+    settings = platform.settings
+    with runtime.reported(), platform.sessions() as session, st.spinner("Classifying…"):
+        gate.allow(_READ)
+        with evaluation.labelled_archive(
+            archive,
+            uploads_dir=settings.data_dir / "uploads",
+            max_images=settings.max_value_images,
+            limits=UploadLimits(max_files=settings.max_value_images),
+        ) as labelled:
+            report = curation.pair_values(
+                session,
+                live=platform.live,
+                encoders=platform.encoders,
+                labelled=labelled,
+                templates=templates,
+                k=settings.k,
+                p=settings.p,
+            )
+        st.session_state["curate.value"] = report
+
+
 def _reviews() -> None:
     platform = runtime.platform()
     limit, offset = _pager("reviews")
+    gate.allow(_READ)
     with platform.sessions() as session:
         page = curation.reviews(session, limit=limit, offset=offset)
     st.caption(f"{page['total']} pairs marked for review.")
@@ -142,12 +174,13 @@ def _reviews() -> None:
 
 
 def _rejected_restore() -> None:
-    allowed = runtime.may(_ACT)
-    ids = st.text_input("Rejected pair ids to restore (comma-separated)", disabled=not allowed)
-    if st.button("Restore", disabled=not allowed):
+    allowed = gate.may(_ACT)
+    with st.form("curate.restore"):
+        ids = st.text_input("Rejected pair ids to restore (comma-separated)", disabled=not allowed)
+        submitted = st.form_submit_button("Restore", disabled=not allowed)
+    if submitted:
         with runtime.reported(), runtime.platform().sessions.begin() as session:
-            who = runtime.principal()
-            who.require(_ACT)
+            who = gate.allow(_ACT)
             pair_ids = [int(i) for i in ids.replace(" ", "").split(",") if i.isdigit()]
             done = curation.restore(session, pair_ids=pair_ids, actor=who.name)
             st.session_state["curate.done"] = (
@@ -156,20 +189,24 @@ def _rejected_restore() -> None:
         _rerun_if_done()
 
 
-st.title("Curate")
-with runtime.reported():
-    runtime.principal().require("impact:read")
-    if done := st.session_state.pop("curate.done", None):
-        st.success(done)
-    mismatched, duplicated, valued, queued = st.tabs(
-        ["Mismatched captions", "Near-duplicates", "Pair value", "Review queue"]
-    )
-    with mismatched:
-        _mismatches()
-    with duplicated:
-        _duplicates()
-    with valued:
-        _value()
-    with queued:
-        _reviews()
-        _rejected_restore()
+def render() -> None:
+    st.title("Curate")
+    with runtime.reported():
+        if done := st.session_state.pop("curate.done", None):
+            st.success(done)
+        mismatched, duplicated, valued, queued = st.tabs(
+            ["Mismatched captions", "Near-duplicates", "Pair value", "Review queue"]
+        )
+        with mismatched:
+            _mismatches()
+        with duplicated:
+            _duplicates()
+        with valued:
+            _value()
+        with queued:
+            _reviews()
+            _rejected_restore()
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
+import gate
 import pandas as pd
 import panels
 import runtime
@@ -16,8 +17,13 @@ from asifdb.prompts import TEMPLATE_SETS
 from asifdb.services import classify, collection, labelsets, licences, pairs
 from asifdb.services.labelsets import Candidates
 
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = "classify"
+
 _REQUEST, _RESULT, _BEFORE = "classify.request", "classify.result", "classify.before"
 _DONE = "classify.done"
+_UPLOAD, _STORED = "Upload", "A stored pair's image"
+_TYPED, _LABEL_SET = "Type labels", "A label set"
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class _Request:
 
 def _run(request: _Request) -> dict[str, Any]:
     """Classify (recorded, channel "ui"), with every class's neighbouring pairs for the plot."""
-    runtime.principal().require("classify")
+    who = gate.allow("classify")
     platform = runtime.platform()
     with platform.sessions.begin() as session:
         [result] = classify.classify(
@@ -41,7 +47,7 @@ def _run(request: _Request) -> dict[str, Any]:
             images=[request.image],
             candidates=request.candidates,
             options=request.options,
-            client=runtime.principal().name,
+            client=who.name,
             channel="ui",
             blobs=platform.blobs,
         )
@@ -56,36 +62,47 @@ def _run(request: _Request) -> dict[str, Any]:
     return result
 
 
-def _image_input() -> tuple[str, bytes] | None:
-    source = st.radio("Image", ["Upload", "A stored pair's image"], horizontal=True)
-    if source == "Upload":
+def _image_input(source: str) -> tuple[str, bytes] | int | None:
+    """Inside the form: an upload's name and bytes, or a stored pair's id (read on submit)."""
+    if source == _UPLOAD:
         upload = st.file_uploader("Image to classify", type=["jpg", "jpeg", "png", "webp", "bmp"])
         return (upload.name, upload.getvalue()) if upload else None
     pair_id = st.number_input("Pair id", min_value=1, step=1, value=None)
-    if pair_id is None:
-        return None
+    return None if pair_id is None else int(pair_id)
+
+
+def _stored_image(pair_id: int) -> tuple[str, bytes]:
+    """A stored pair's image: the API's pairs:read, as opening the pair there needs."""
+    gate.allow("pairs:read")
     with runtime.platform().sessions() as session:
-        pair = pairs.get(session, pair_id=int(pair_id))
+        pair = pairs.get(session, pair_id=pair_id)
     if not pair["blob_uri"]:
         raise InvalidInput(f"pair {pair_id} was deleted: its image is gone")
-    data = runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"]))
-    return f"pair-{pair_id}", data
+    return f"pair-{pair_id}", runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"]))
 
 
-def _candidates() -> Candidates | None:
-    source = st.radio("Labels", ["Type labels", "A label set"], horizontal=True)
-    if source == "A label set":
-        with runtime.platform().sessions() as session:
-            names = [s["name"] for s in labelsets.list_all(session)]
-        name = st.selectbox("Label set", names, index=None, placeholder="No label set yet")
-        if name is None:
-            return None
-        with runtime.platform().sessions() as session:
-            return labelsets.get(session, name=name)
+def _label_set_names() -> list[str]:
+    gate.allow("labelsets:read")
+    with runtime.platform().sessions() as session:
+        return [s["name"] for s in labelsets.list_all(session)]
+
+
+def _labels_input(names: list[str] | None) -> str | tuple[list[str], str] | None:
+    """Inside the form: a label set's name, or the typed labels and their template set."""
+    if names is not None:
+        return st.selectbox("Label set", names, index=None, placeholder="No label set yet")
     typed = st.text_area("Labels, one per line or separated by commas", key="classify.labels")
     templates = st.selectbox("Caption templates", list(TEMPLATE_SETS), key="classify.templates")
     labels = [label for line in typed.splitlines() for label in line.split(",") if label.strip()]
-    return labelsets.check(labels, templates) if labels else None
+    return (labels, templates) if labels else None
+
+
+def _candidates(chosen: str | tuple[list[str], str]) -> Candidates:
+    if isinstance(chosen, tuple):
+        return labelsets.check(*chosen)
+    gate.allow("labelsets:read")
+    with runtime.platform().sessions() as session:
+        return labelsets.get(session, name=chosen)
 
 
 def _options() -> classify.Options:
@@ -95,6 +112,38 @@ def _options() -> classify.Options:
         p = st.number_input("p (exponent)", 0.5, 64.0, float(settings.p), step=0.5)
         aggregation = st.selectbox("Templates combine by", ["max", "mean"])
     return classify.Options(k=int(k), p=float(p), aggregation=aggregation)
+
+
+def _request_form() -> None:
+    """Image, labels and settings in one form: nothing reruns until Classify is pressed."""
+    source = st.radio("Image", [_UPLOAD, _STORED], horizontal=True, key="classify.source")
+    from_set = st.radio("Labels", [_TYPED, _LABEL_SET], horizontal=True) == _LABEL_SET
+    names = None
+    if from_set:
+        with runtime.reported():
+            names = _label_set_names()
+        if names is None:
+            return
+    with st.form("classify.form"):
+        image = _image_input(source)
+        labels = _labels_input(names)
+        options = _options()
+        submitted = st.form_submit_button(
+            "Classify", type="primary", disabled=not gate.may("classify")
+        )
+    if not submitted:
+        return
+    if image is None or labels is None:
+        st.error("Choose an image and the labels to classify it among.")
+        return
+    gate.allow("classify")
+    if isinstance(image, int):
+        image = _stored_image(image)
+    request = _Request(image, _candidates(labels), options)
+    result = _run(request)
+    st.session_state[_REQUEST] = request
+    st.session_state[_BEFORE] = None
+    st.session_state[_RESULT] = result
 
 
 def _show_change(before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -161,39 +210,41 @@ def _evidence_actions(result: dict[str, Any], request: _Request) -> None:
         list(evidence),
         format_func=lambda i: f"pair {i} — {evidence[i]['caption']} ({evidence[i]['license']})",
     )
-    panels.pair_detail(chosen)
+    if gate.may("pairs:read"):
+        with runtime.reported():
+            panels.pair_detail(chosen)
+    else:
+        st.caption("A pair's image and provenance open for keys that may read pairs.")
     licence = evidence[chosen]["license"]
     revoke_col, delete_col = st.columns(2)
-    with revoke_col:
+    with revoke_col, st.form("classify.revoke"):
         reason = st.text_input("Reason for revoking", key="classify.revoke_reason")
-        if st.button(
+        revoke = st.form_submit_button(
             f"Revoke licence {licence}",
-            disabled=not runtime.may("licenses:write"),
+            disabled=not gate.may("licenses:write"),
             help="Its pairs leave the model at once (stewards and admins).",
-        ):
-            runtime.principal().require("licenses:write")
-            with runtime.platform().sessions.begin() as session:
-                done = licences.revoke(
-                    session, licence=licence, reason=reason, actor=runtime.principal().name
-                )
-            _rerun_after_action(
-                request, f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model."
-            )
-    with delete_col:
+        )
+    with delete_col, st.form("classify.delete"):
         why = st.text_input("Reason for deleting", key="classify.delete_reason")
-        if st.button(
+        delete = st.form_submit_button(
             f"Delete pair {chosen}",
-            disabled=not runtime.may("pairs:delete"),
+            disabled=not gate.may("pairs:delete"),
             help="The pair, its embeddings and its image go (stewards and admins).",
-        ):
-            runtime.principal().require("pairs:delete")
-            platform = runtime.platform()
-            with platform.sessions.begin() as session:
-                blob = pairs.delete(
-                    session, pair_id=chosen, actor=runtime.principal().name, reason=why or None
-                )
-            pairs.remove_blob(platform.blobs, blob)
-            _rerun_after_action(request, f"Deleted pair {chosen}: it left the model.")
+        )
+    if revoke:
+        who = gate.allow("licenses:write")
+        with runtime.platform().sessions.begin() as session:
+            done = licences.revoke(session, licence=licence, reason=reason, actor=who.name)
+        _rerun_after_action(
+            request, f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model."
+        )
+    if delete:
+        who = gate.allow("pairs:delete")
+        platform = runtime.platform()
+        with platform.sessions.begin() as session:
+            blob = pairs.delete(session, pair_id=chosen, actor=who.name, reason=why or None)
+        pairs.remove_blob(platform.blobs, blob)
+        _rerun_after_action(request, f"Deleted pair {chosen}: it left the model.")
 
 
 def _rerun(request: _Request) -> None:
@@ -245,24 +296,19 @@ def _show(result: dict[str, Any], request: _Request) -> None:
     _evidence_actions(result, request)
 
 
-st.title("Classify & explain")
-image = candidates = None
-with runtime.reported():
-    image = _image_input()
-with runtime.reported():
-    candidates = _candidates()
-options = _options()
-with runtime.reported():
-    if st.button("Classify", type="primary", disabled=image is None or candidates is None):
-        request = _Request(image, candidates, options)
-        st.session_state[_REQUEST] = request
-        st.session_state[_BEFORE] = None
-        st.session_state[_RESULT] = _run(request)
-with runtime.reported():
-    if (request := st.session_state.get(_REQUEST)) is not None:
-        st.divider()
-        picture, rerun = st.columns([1, 3])
-        picture.image(request.image[1], caption=request.image[0], width=224)
-        if rerun.button("Re-run this prediction", icon=":material/refresh:"):
-            _rerun(request)
-        _show(st.session_state[_RESULT], request)
+def render() -> None:
+    st.title("Classify & explain")
+    with runtime.reported():
+        _request_form()
+    with runtime.reported():
+        if (request := st.session_state.get(_REQUEST)) is not None:
+            st.divider()
+            picture, rerun = st.columns([1, 3])
+            picture.image(request.image[1], caption=request.image[0], width=224)
+            if rerun.button("Re-run this prediction", icon=":material/refresh:"):
+                _rerun(request)
+            _show(st.session_state[_RESULT], request)
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)

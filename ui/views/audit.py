@@ -5,6 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import altair as alt
+import gate
 import pandas as pd
 import panels
 import runtime
@@ -13,6 +14,9 @@ import streamlit as st
 from asifdb.blobs import BlobNotFound
 from asifdb.services import collection, predictions
 
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = "predictions:read"
+
 
 def _log() -> list[dict[str, Any]]:
     when, client, label, licence = st.columns([3, 2, 2, 2])
@@ -20,6 +24,7 @@ def _log() -> list[dict[str, Any]]:
     period = when.date_input("Between", (today - timedelta(days=30), today))
     who = client.text_input("Client")
     what = label.text_input("Predicted label")
+    gate.allow("licenses:read")
     with runtime.platform().sessions() as session:
         names = collection.facets(session)["licences"]
     influenced_by = licence.selectbox("Influenced by licence", names, index=None)
@@ -27,6 +32,7 @@ def _log() -> list[dict[str, Any]]:
     if len(period) == 2:
         since = datetime.combine(period[0], time.min, UTC)
         until = datetime.combine(period[1] + timedelta(days=1), time.min, UTC)
+    gate.allow("predictions:read")
     with runtime.platform().sessions() as session:
         rows = predictions.list_recent(
             session,
@@ -42,6 +48,7 @@ def _log() -> list[dict[str, Any]]:
 
 
 def _prediction(prediction_id: int) -> None:
+    gate.allow("predictions:read")
     platform = runtime.platform()
     with platform.sessions() as session:
         found = predictions.get(session, prediction_id=prediction_id)
@@ -81,6 +88,7 @@ def _prediction(prediction_id: int) -> None:
 
 
 def _usage() -> None:
+    gate.allow("predictions:read")
     with runtime.platform().sessions() as session:
         usage = pd.DataFrame(
             predictions.pair_usage(session), columns=["pair_id", "caption", "uses", "contribution"]
@@ -104,18 +112,22 @@ def _usage() -> None:
     st.dataframe(usage, hide_index=True)
 
 
-st.title("Audit")
-with runtime.reported():
-    runtime.principal().require("predictions:read")
-    log, usage = st.tabs(["Predictions", "Pair usage"])
-    with log:
-        rows = _log()
-        if rows:
-            chosen = st.selectbox(
-                "Open a prediction",
-                [row["id"] for row in rows],
-                format_func=lambda i: f"prediction {i}",
-            )
-            _prediction(chosen)
-    with usage:
-        _usage()
+def render() -> None:
+    st.title("Audit")
+    with runtime.reported():
+        log, usage = st.tabs(["Predictions", "Pair usage"])
+        with log:
+            rows = _log()
+            if rows:
+                chosen = st.selectbox(
+                    "Open a prediction",
+                    [row["id"] for row in rows],
+                    format_func=lambda i: f"prediction {i}",
+                )
+                _prediction(chosen)
+        with usage:
+            _usage()
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)

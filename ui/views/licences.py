@@ -3,10 +3,14 @@ the impact report (the predictions a licence carried, re-run now without its pai
 
 from typing import Any
 
+import gate
 import runtime
 import streamlit as st
 
 from asifdb.services import impact, licences
+
+# What the page needs (the API's permission name; None: any signed-in key).
+PERMISSION = "licenses:read"
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -37,30 +41,33 @@ def _create() -> None:
         name = st.text_input("Name")
         holder = st.text_input("Holder")
         terms = st.text_input("Terms URL")
-        submitted = st.form_submit_button("Create", disabled=not runtime.may("licenses:write"))
+        submitted = st.form_submit_button("Create", disabled=not gate.may("licenses:write"))
     if submitted:
         with runtime.reported():
-            runtime.principal().require("licenses:write")
+            who = gate.allow("licenses:write")
             with runtime.platform().sessions.begin() as session:
                 licences.create(
                     session,
                     name=name,
                     holder=holder or None,
                     terms_url=terms or None,
-                    actor=runtime.principal().name,
+                    actor=who.name,
                 )
             st.session_state["licences.done"] = f"Created licence {name.strip()}."
             st.rerun()
 
 
 def _revoke_or_restore(licence: dict[str, Any]) -> None:
-    who = runtime.principal()
-    allowed = runtime.may("licenses:write")
+    allowed = gate.may("licenses:write")
     if licence["status"] == "active":
-        reason = st.text_input("Reason (kept in the audit log)", key="licences.reason")
-        if st.button(f"Revoke {licence['name']}", type="primary", disabled=not allowed):
+        with st.form("licences.revoke"):
+            reason = st.text_input("Reason (kept in the audit log)", key="licences.reason")
+            revoke = st.form_submit_button(
+                f"Revoke {licence['name']}", type="primary", disabled=not allowed
+            )
+        if revoke:
             with runtime.reported():
-                who.require("licenses:write")
+                who = gate.allow("licenses:write")
                 with runtime.platform().sessions.begin() as session:
                     done = licences.revoke(
                         session, licence=licence["id"], reason=reason, actor=who.name
@@ -77,7 +84,7 @@ def _revoke_or_restore(licence: dict[str, Any]) -> None:
     )
     if st.button(f"Restore {licence['name']}", disabled=not allowed):
         with runtime.reported():
-            who.require("licenses:write")
+            who = gate.allow("licenses:write")
             with runtime.platform().sessions.begin() as session:
                 done = licences.restore(session, licence=licence["id"], actor=who.name)
             st.session_state["licences.done"] = (
@@ -89,9 +96,9 @@ def _revoke_or_restore(licence: dict[str, Any]) -> None:
 
 def _impact(licence: dict[str, Any]) -> None:
     sample = st.number_input("Predictions to re-run", 1, 200, 20)
-    if not st.button("Impact report", disabled=not runtime.may("impact:read")):
+    if not st.button("Impact report", disabled=not gate.may("impact:read")):
         return
-    runtime.principal().require("impact:read")
+    gate.allow("impact:read")
     platform = runtime.platform()
     with st.spinner("Re-running the predictions this licence carried…"):
         report = impact.licence_impact(
@@ -126,19 +133,24 @@ def _impact(licence: dict[str, Any]) -> None:
     )
 
 
-st.title("Licences")
-with runtime.reported():
-    runtime.principal().require("licenses:read")
-    if done := st.session_state.pop("licences.done", None):
-        st.success(done)
-    with runtime.platform().sessions() as session:
-        rows = licences.list_all(session)
-    _table(rows)
-    _create()
-    if rows:
-        by_name = {row["name"]: row for row in rows}
-        chosen = by_name[st.selectbox("Licence", list(by_name), key="licences.chosen")]
-        _revoke_or_restore(chosen)
-        st.subheader("Impact")
-        with runtime.reported():
-            _impact(chosen)
+def render() -> None:
+    st.title("Licences")
+    with runtime.reported():
+        gate.allow("licenses:read")
+        with runtime.platform().sessions() as session:
+            rows = licences.list_all(session)
+        if done := st.session_state.pop("licences.done", None):
+            st.success(done)
+        _table(rows)
+        _create()
+        if rows:
+            by_name = {row["name"]: row for row in rows}
+            chosen = by_name[st.selectbox("Licence", list(by_name), key="licences.chosen")]
+            _revoke_or_restore(chosen)
+            st.subheader("Impact")
+            with runtime.reported():
+                _impact(chosen)
+
+
+if __name__ == "__main__":  # run by Streamlit as a page of ui/app.py
+    gate.open_page(render, PERMISSION)
