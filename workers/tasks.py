@@ -33,7 +33,13 @@ def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
             encoders=platform.encoders,
             batch_id=batch_id,
             limits=ingestion.read_limits(platform.settings),
+            retries=ingestion.Retries.of(platform.settings),
         )
+    except ingestion.BatchFailed as failed:
+        if failed.retry_in is None:  # recorded: the batch failed for good, its job told why
+            return {"batch_id": batch_id, "status": "failed", "error": failed.error}
+        # The database counts the tries (INGEST_MAX_ATTEMPTS), not Celery.
+        raise self.retry(countdown=failed.retry_in, max_retries=None) from failed
     except AsifdbError as exc:
         with platform.sessions.begin() as session:
             ingestion.fail_job_of_batch(session, batch_id=batch_id, error=str(exc))

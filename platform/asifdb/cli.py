@@ -22,6 +22,7 @@ from asifdb import cli_ann, cli_curate, cli_reencode, launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
+from asifdb.db.models import FINISHED_JOB_STATUSES
 from asifdb.db.roles import Role
 from asifdb.db.session import database_url
 from asifdb.errors import AsifdbError, InvalidInput
@@ -461,7 +462,7 @@ def _follow_job(platform: Platform, job_id: int) -> dict[str, Any]:
             if task is None:
                 task = progress.add_task(f"job {job_id}", total=report["total"], counts=counts)
             progress.update(task, completed=report["processed"], counts=counts)
-            if report["status"] in ("done", "failed", "cancelled"):
+            if report["status"] in FINISHED_JOB_STATUSES:
                 break
             time.sleep(1)
     with platform.sessions() as session:
@@ -475,6 +476,13 @@ def _print_job(report: dict[str, Any]) -> None:
     )
     if report["error"]:
         err.print(f"[red]error:[/] {report['error']}")
+    for state, rows in (("failed", "failed_batches"), ("retrying", "retrying_batches")):
+        for row in report[rows]:
+            start, stop = row["items"]
+            err.print(
+                f"  batch {row['batch']} (items {start}–{stop - 1}) {state} after "
+                f"{row['attempts']} tries: {row['error']}"
+            )
     for code, count in sorted(report["reject_reasons"].items()):
         console.print(f"  rejected {count:>6} × {code}")
     for reject in report["rejects"]:

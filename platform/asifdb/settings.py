@@ -62,6 +62,21 @@ class Settings(BaseSettings):
         default=600, gt=0, description="A batch sent this long ago and still undone is resent."
     )
     recovery_interval_s: float = Field(default=60, gt=0, description="How often workers look.")
+    ingest_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description=(
+            "Tries of an ingestion batch that fails on its data (not on a lost connection, which "
+            "is retried until the database is back) before it ends failed and its job partial."
+        ),
+    )
+    ingest_retry_backoff_s: float = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="Wait before a failed batch's second try; doubled at each further try.",
+    )
     eval_folder: Path | None = Field(
         default=None,
         description="A labelled folder (one sub-folder a class) for the Model page's check.",

@@ -119,6 +119,11 @@ def _report(job_id: int, *, refreshing: bool) -> None:
     rejected.metric("Rejected", report["rejected"])
     if report["error"]:
         st.error(report["error"])
+    batches = (("failed for good", "failed_batches"), ("being retried", "retrying_batches"))
+    for state, rows in batches:
+        if report[rows]:
+            st.markdown(f"**Batches {state}**")
+            st.dataframe(report[rows], hide_index=True)
     if report["rejects"]:
         st.markdown("**Rejected items, and why**")
         st.dataframe(report["rejects"], hide_index=True)

@@ -243,7 +243,7 @@ def _evidence_actions(result: dict[str, Any], request: _Request) -> None:
         platform = runtime.platform()
         with platform.sessions.begin() as session:
             blob = pairs.delete(session, pair_id=chosen, actor=who.name, reason=why or None)
-        pairs.remove_blob(platform.blobs, blob)
+        pairs.remove_blob(platform.sessions, platform.blobs, blob)
         _rerun_after_action(request, f"Deleted pair {chosen}: it left the model.")
 
 

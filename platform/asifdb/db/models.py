@@ -30,6 +30,9 @@ TEXT_DIM = 384
 LICENSE_STATUSES = ("active", "revoked")
 PAIR_STATUSES = ("pending", "ready", "rejected")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# An ingestion job may also end "partial": some batches failed for good, the others went in.
+INGEST_JOB_STATUSES = (*JOB_STATUSES, "partial")
+FINISHED_JOB_STATUSES = ("done", "partial", "failed", "cancelled")
 ITEM_STATUSES = ("pending", "ready", "duplicate", "rejected")
 ROLES = ("app", "annotator", "steward", "auditor", "admin")
 
@@ -104,7 +107,7 @@ class Job(Base):
     """An ingestion: a source split into batches of items, each item ending ready/dup/rejected."""
 
     __tablename__ = "jobs"
-    __table_args__ = (_one_of("status", JOB_STATUSES),)
+    __table_args__ = (_one_of("status", INGEST_JOB_STATUSES),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     source: Mapped[str] = mapped_column(Text)
@@ -135,7 +138,10 @@ class JobBatch(Base):
     start: Mapped[int] = mapped_column(Integer)
     stop: Mapped[int] = mapped_column(Integer)
     done: Mapped[bool] = mapped_column(server_default="false")
+    # Tried INGEST_MAX_ATTEMPTS times, failing on its data each time: given up (see `error`).
+    failed: Mapped[bool] = mapped_column(server_default="false")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Seconds per stage (read_validate, encode_image, encode_text, blobs_wait, database).

@@ -30,6 +30,7 @@ class RejectCode(StrEnum):
     CORRUPT_SHARD = "corrupt_shard"
     NOT_A_FILE = "not_a_file"
     OUTSIDE_SOURCE = "outside_source"
+    REFUSED_BY_DATABASE = "refused_by_database"
 
 
 @dataclass(frozen=True)

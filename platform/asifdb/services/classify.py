@@ -19,7 +19,7 @@ from asifdb.blobs import BlobStore
 from asifdb.db.models import License, Pair
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.ingest import DEFAULT_LIMITS, Limits, SourceItem, ValidItem, validate
-from asifdb.services import predictions
+from asifdb.services import blob_refs, predictions
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders, require_encoders
 from asifdb.services.predictions import Evidence
@@ -173,6 +173,7 @@ def classify(
         prediction_id = None
         if record:
             if blobs is not None:
+                blob_refs.hold(session, [item.sha256])  # no removal of it races this record
                 blobs.put(item.image_bytes, sha256=item.sha256)
             prediction_id = predictions.record(
                 session,

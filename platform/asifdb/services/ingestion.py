@@ -4,6 +4,13 @@ A batch is processed in one transaction under a row lock, and marked done in it:
 dies mid-batch leaves nothing behind, a task delivered twice does nothing twice, and batches a
 lost message never reached are found again by `stalled_batches` (the tables, not the broker,
 are the source of truth).
+
+Failures are told apart (`_transient`): a lost connection or a deadlock is retried (by the
+worker) until the database answers, and counts for nothing; a failure on the batch's data is
+recorded on the batch (`attempts`, `error`), tried again after a doubling back-off, and after
+INGEST_MAX_ATTEMPTS tries the batch ends failed and its job, once no batch is left, ends
+`partial` (or `failed`, when no batch went in). An item the database refuses on insert is
+rejected on its own (`refused_by_database`); the rest of its batch goes in.
 """
 
 import json
@@ -16,16 +23,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, blob_uri
 from asifdb.db.bulk import stage_embeddings
-from asifdb.db.models import AuditEvent, Job, JobBatch, JobItem, Pair
-from asifdb.errors import Conflict, NotFound
+from asifdb.db.models import FINISHED_JOB_STATUSES, AuditEvent, Job, JobBatch, JobItem, Pair
+from asifdb.errors import AsifdbError, Conflict, NotFound
 from asifdb.ingest import (
     Limits,
+    RejectCode,
     Rejected,
     ValidItem,
     count_items,
@@ -33,7 +41,7 @@ from asifdb.ingest import (
     open_source,
     validate,
 )
-from asifdb.services import licences, model
+from asifdb.services import blob_refs, licences, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 from asifdb.settings import Settings
@@ -148,10 +156,32 @@ def stalled_batches(session: Session, *, older_than: timedelta) -> list[int]:
 @dataclass
 class BatchOutcome:
     batch_id: int
-    status: str  # "done", "already_done", "busy"
+    status: str  # "done", "already_done", "busy", "failed" (given up before)
     ready: int = 0
     duplicates: int = 0
     rejected: int = 0
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How often a batch failing on its data is tried, and how long it waits between tries."""
+
+    max_attempts: int = 4
+    backoff_s: float = 5.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Retries":
+        return cls(settings.ingest_max_attempts, settings.ingest_retry_backoff_s)
+
+
+class BatchFailed(Exception):
+    """A batch failed on its data; `retry_in` seconds until its next try, None if given up."""
+
+    def __init__(self, batch_id: int, attempts: int, error: str, retry_in: float | None) -> None:
+        ending = f"retry in {retry_in:g} s" if retry_in is not None else "given up"
+        super().__init__(f"batch {batch_id}, try {attempts}: {error} ({ending})")
+        self.batch_id, self.attempts = batch_id, attempts
+        self.error, self.retry_in = error, retry_in
 
 
 def process_batch(
@@ -161,13 +191,102 @@ def process_batch(
     encoders: Encoders,
     batch_id: int,
     limits: Limits | None = None,
+    retries: Retries | None = None,
     on_encoded: Callable[[], None] | None = None,
 ) -> BatchOutcome:
     """Turn one batch of source items into pairs, all in one transaction. Idempotent.
 
     The seconds spent per stage (read_validate, encode_image, encode_text, blobs_wait, database) are
-    stored on the batch row (`timings`) and logged with the commit's.
+    stored on the batch row (`timings`) and logged with the commit's. A failure on the batch's
+    data is recorded and raised as BatchFailed; a lost connection is raised as it came (retry
+    it); an AsifdbError (the source is gone, the encoders differ) is raised for the job to fail.
     """
+    try:
+        return _process_batch(sessions, blobs, encoders, batch_id, limits, on_encoded)
+    except AsifdbError:
+        raise
+    except Exception as exc:
+        if _transient(exc):
+            raise
+        failure = _record_failure(sessions, batch_id, _describe(exc), retries or Retries())
+        raise failure from exc
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the connection or of concurrency, not of the batch: try again, uncounted."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError)
+
+
+def _describe(exc: BaseException) -> str:
+    """What failed, without the data it failed on (a server's DETAIL may quote the values)."""
+    orig = getattr(exc, "orig", None)
+    diag = getattr(orig, "diag", None)
+    if diag is not None and diag.message_primary:
+        where = f" (column {diag.column_name})" if diag.column_name else ""
+        return f"the database refused it: {diag.message_primary}{where}"[:300]
+    first_line = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}"[:300]
+
+
+def _record_failure(
+    sessions: sessionmaker[Session], batch_id: int, error: str, retries: Retries
+) -> BatchFailed:
+    with sessions.begin() as session:
+        batch = session.execute(
+            select(JobBatch).where(JobBatch.id == batch_id).with_for_update()
+        ).scalar_one_or_none()
+        if batch is None or batch.done or batch.failed:
+            return BatchFailed(batch_id, batch.attempts if batch else 0, error, None)
+        batch.attempts += 1
+        batch.error = error
+        retry_in: float | None = retries.backoff_s * 2 ** (batch.attempts - 1)
+        if batch.attempts >= retries.max_attempts:
+            retry_in = None
+            batch.failed = True
+            batch.finished_at = func.now()
+            session.flush()
+            _close_job_if_finished(session, batch.job_id)
+        failure = BatchFailed(batch_id, batch.attempts, error, retry_in)
+    log.warning("ingestion %s", failure)
+    return failure
+
+
+def _close_job_if_finished(session: Session, job_id: int) -> None:
+    """No batch left to try: the job is done, or partial / failed if batches failed for good."""
+    left, failed, total, first_error = session.execute(
+        select(
+            func.count().filter(JobBatch.done.is_(False) & JobBatch.failed.is_(False)),
+            func.count().filter(JobBatch.failed),
+            func.count(),
+            func.min(JobBatch.error).filter(JobBatch.failed),
+        ).where(JobBatch.job_id == job_id)
+    ).one()
+    if left:
+        return
+    values: dict[str, Any] = {"status": "done", "finished_at": func.now()}
+    if failed:
+        values["status"] = "failed" if failed == total else "partial"
+        values["error"] = (
+            f"{failed} of {total} batches failed on every try, their items are not in "
+            f"(`asifdb job` lists them); e.g. {first_error}"
+        )
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.not_in(FINISHED_JOB_STATUSES))
+        .values(**values)
+    )
+
+
+def _process_batch(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    encoders: Encoders,
+    batch_id: int,
+    limits: Limits | None,
+    on_encoded: Callable[[], None] | None,
+) -> BatchOutcome:
     timer = StageTimer()
     with sessions() as session, session.begin():
         batch = session.execute(
@@ -178,8 +297,8 @@ def process_batch(
             if not exists:
                 raise NotFound(f"no batch {batch_id}")
             return BatchOutcome(batch_id, "busy")
-        if batch.done:
-            return BatchOutcome(batch_id, "already_done")
+        if batch.done or batch.failed:
+            return BatchOutcome(batch_id, "already_done" if batch.done else "failed")
         job = session.get_one(Job, batch.job_id)
         # Refuses (and fails the job) if the model's pairs come from other encoders.
         model.ensure_state(
@@ -224,15 +343,7 @@ def _finish_batch(session: Session, job: Job, batch: JobBatch, outcome: BatchOut
         )
     )
     session.flush()
-    remaining = session.scalar(
-        select(func.count())
-        .select_from(JobBatch)
-        .where(JobBatch.job_id == job.id, JobBatch.done.is_(False))
-    )
-    if remaining == 0:
-        session.execute(
-            update(Job).where(Job.id == job.id).values(status="done", finished_at=func.now())
-        )
+    _close_job_if_finished(session, job.id)
 
 
 def _ingest(
@@ -319,9 +430,25 @@ def _ingest(
                 stored.result()
         with timer.stage("database"):
             may_use = licences.hold_for_adding(session, licence_id=job.license_id)
-            new_ids = _insert_pairs(session, job, encoders, to_encode, image_emb, text_emb)
-        for (ordinal, valid), pair_id in zip(to_encode, new_ids, strict=True):
-            if pair_id is None:  # a concurrent job inserted the same pair first
+            # A pair deleted meanwhile may have taken the same bytes out of the store: with
+            # their removal held off until this commits, put back what is missing.
+            blob_refs.hold(session, [v.sha256 for _, v in to_encode])
+            _store_blobs(blobs, [v for _, v in to_encode if not blobs.path(v.sha256).is_file()])
+            stage = stage_embeddings(session, image_emb, text_emb)
+            new_ids, refused = _insert_pairs(session, job, encoders, to_encode, stage)
+        for (ordinal, valid), pair_id, why in zip(to_encode, new_ids, refused, strict=True):
+            if why is not None:
+                items.append(
+                    JobItem(
+                        job_id=job.id,
+                        ordinal=ordinal,
+                        key=valid.key,
+                        status="rejected",
+                        reason_code=str(RejectCode.REFUSED_BY_DATABASE),
+                        reason=why,
+                    )
+                )
+            elif pair_id is None:  # a concurrent job inserted the same pair first
                 items.append(_duplicate(job, ordinal, valid, "added concurrently by another job"))
             else:
                 items.append(
@@ -418,18 +545,48 @@ def _insert_pairs(
     job: Job,
     encoders: Encoders,
     items: Sequence[tuple[int, ValidItem]],
-    image_emb: np.ndarray,
-    text_emb: np.ndarray,
-) -> list[int | None]:
-    """Insert the batch's pairs in one statement; None where a concurrent job was first.
+    stage: str,
+) -> tuple[list[int | None], list[str | None]]:
+    """Insert the batch's pairs (embeddings staged in `stage`, row i for item i) in one statement.
 
-    The embeddings travel by binary COPY (`db.bulk`), the rest as one array per column.
+    Returns each item's new pair id (None where a concurrent job was first) and why the database
+    refused it (None where it did not). If the one statement is refused, each item is tried on
+    its own, so one item the database cannot store is rejected and the others go in.
     """
-    stage = stage_embeddings(session, image_emb, text_emb)
-    valid = [v for _, v in items]
+    everything = list(range(len(items)))
+    try:
+        with session.begin_nested():
+            ids = _insert_rows(session, job, encoders, items, stage, everything)
+        return ids, [None] * len(items)
+    except (DataError, IntegrityError):
+        pass
+    ids: list[int | None] = []
+    refused: list[str | None] = []
+    for index in everything:
+        try:
+            with session.begin_nested():
+                ids += _insert_rows(session, job, encoders, items, stage, [index])
+                refused.append(None)
+        except (DataError, IntegrityError) as exc:
+            ids.append(None)
+            refused.append(_describe(exc))
+    return ids, refused
+
+
+def _insert_rows(
+    session: Session,
+    job: Job,
+    encoders: Encoders,
+    items: Sequence[tuple[int, ValidItem]],
+    stage: str,
+    rows_wanted: list[int],
+) -> list[int | None]:
+    """The embeddings travel by binary COPY (`db.bulk`), the rest as one array per column."""
+    valid = [items[i][1] for i in rows_wanted]
     rows = session.execute(
         text(_INSERT_PAIRS.format(stage=stage)),
         {
+            "ords": rows_wanted,
             "collection": job.collection,
             "image_encoder": encoders.image.name,
             "text_encoder": encoders.text.name,
@@ -460,9 +617,9 @@ SELECT :collection, u.sha, u.caption, e.image, e.text, :image_encoder, :text_enc
        :job_id, 'ready', :added_by
 FROM unnest(CAST(:shas AS text[]), CAST(:captions AS text[]), CAST(:uris AS text[]),
             CAST(:keys AS text[]), CAST(:metadata AS text[]), CAST(:blobs AS text[]),
-            CAST(:widths AS int[]), CAST(:heights AS int[]))
-     WITH ORDINALITY AS u(sha, caption, uri, key, metadata, blob, width, height, ord)
-JOIN {stage} AS e ON e.ord = u.ord - 1
+            CAST(:widths AS int[]), CAST(:heights AS int[]), CAST(:ords AS int[]))
+     AS u(sha, caption, uri, key, metadata, blob, width, height, ord)
+JOIN {stage} AS e ON e.ord = u.ord
 ORDER BY u.ord
 ON CONFLICT (collection, image_sha256, caption) DO NOTHING
 RETURNING image_sha256, caption, id
@@ -487,6 +644,21 @@ def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str,
         .order_by(JobItem.ordinal)
         .limit(rejects)
     ).all()
+    failed = session.execute(
+        select(JobBatch.id, JobBatch.start, JobBatch.stop, JobBatch.attempts, JobBatch.error)
+        .where(JobBatch.job_id == job_id, JobBatch.failed)
+        .order_by(JobBatch.start)
+    ).all()
+    retrying = session.execute(
+        select(JobBatch.id, JobBatch.start, JobBatch.stop, JobBatch.attempts, JobBatch.error)
+        .where(
+            JobBatch.job_id == job_id,
+            JobBatch.done.is_(False),
+            JobBatch.failed.is_(False),
+            JobBatch.error.is_not(None),
+        )
+        .order_by(JobBatch.start)
+    ).all()
     return {
         "id": job.id,
         "status": job.status,
@@ -505,7 +677,15 @@ def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "error": job.error,
+        # Batches given up after INGEST_MAX_ATTEMPTS tries, and those failing but still tried.
+        "failed_batches": [_batch_row(row) for row in failed],
+        "retrying_batches": [_batch_row(row) for row in retrying],
     }
+
+
+def _batch_row(row: Any) -> dict[str, Any]:
+    batch_id, start, stop, attempts, error = row
+    return {"batch": batch_id, "items": [start, stop], "attempts": attempts, "error": error}
 
 
 def fail_job_of_batch(session: Session, *, batch_id: int, error: str) -> None:

@@ -3,12 +3,12 @@
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, sha256_of_uri
 from asifdb.db.models import AuditEvent, Job, License, Pair, PredictionEvidence
 from asifdb.errors import Conflict, NotFound
-from asifdb.services import model
+from asifdb.services import blob_refs, model
 
 
 def get(session: Session, *, pair_id: int) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
     return None if shared else sha256_of_uri(blob)
 
 
-def remove_blob(blobs: BlobStore, sha256: str | None) -> None:
-    """After the delete committed: the original bytes go too."""
-    if sha256 is not None:
-        blobs.delete(sha256)
+def remove_blob(sessions: sessionmaker[Session], blobs: BlobStore, sha256: str | None) -> None:
+    """After the delete committed: the original bytes go too, unless a pair or a prediction
+    has come to reference them meanwhile (`blob_refs`)."""
+    blob_refs.remove_if_unreferenced(sessions, blobs, sha256)

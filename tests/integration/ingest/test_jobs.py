@@ -150,10 +150,12 @@ def test_a_batch_that_dies_mid_way_leaves_nothing(
     def die() -> None:
         raise RuntimeError("worker lost power after encoding")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ingestion.BatchFailed) as failed:
         ingestion.process_batch(
             sessions=sessions, blobs=blobs, encoders=encoders, batch_id=first, on_encoded=die
         )
+    assert isinstance(failed.value.__cause__, RuntimeError)
+    assert failed.value.attempts == 1 and failed.value.retry_in is not None  # to be tried again
     with sessions() as session:
         assert session.execute(text("SELECT count(*) FROM pairs")).scalar_one() == 0
         assert session.execute(text("SELECT count(*) FROM job_items")).scalar_one() == 0

@@ -91,5 +91,5 @@ def delete_pair(
         blob = pairs.delete(
             session, pair_id=pair_id, actor=who.name, reason=body.reason if body else None
         )
-    pairs.remove_blob(BlobStore(platform.settings.blob_dir), blob)
+    pairs.remove_blob(platform.sessions, BlobStore(platform.settings.blob_dir), blob)
     return {"id": pair_id, "deleted": True}
