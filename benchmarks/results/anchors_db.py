@@ -3,7 +3,6 @@
 Every experiment script calls `experiment_platform`; the 20,000-pair ingest runs on first use only.
 """
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -51,11 +50,12 @@ ACTOR = "results"
 
 
 @contextmanager
-def _exclusive(database: str) -> Iterator[None]:
+def _exclusive(server: str, database: str) -> Iterator[None]:
     """One process at a time touches an anchors database: CREATE DATABASE ... TEMPLATE fails
-    while another connection (an upgrade, an ingest, another clone) is open on it."""
-    with open(Path(tempfile.gettempdir()) / f"asifdb-{database}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    while another connection (an upgrade, an ingest, another clone) is open on it. The lock is
+    the server's (a session advisory lock, from its `postgres` database): no file is left."""
+    with _admin(server) as admin:
+        admin.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"asifdb-anchors:{database}",))
         yield
 
 
@@ -124,7 +124,7 @@ def anchors_database(encoders: Encoders, *, source: Path = PAIRS) -> str:
 
     A marker file, written when the ingest is complete, keys the cache by source and encoders.
     """
-    with _exclusive(_anchors_name(source, encoders)):
+    with _exclusive(server_url(), _anchors_name(source, encoders)):
         return _anchors_database(encoders, source)
 
 
@@ -173,7 +173,7 @@ def anchors_ingest(encoders: Encoders, *, source: Path = PAIRS) -> dict:
 def clone(anchors_url: str, name: str) -> str:
     """A fresh copy of the anchors database for one experiment (dropped first if it exists)."""
     template = str(make_url(anchors_url).database)
-    with _exclusive(template), _admin(anchors_url) as admin:
+    with _exclusive(anchors_url, template), _admin(anchors_url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return _database_url(anchors_url, name)
