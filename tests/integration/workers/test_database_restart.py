@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from asifdb.db import embedded, roles, schema
 from asifdb.db.session import make_engine, with_user
-from tests.integration.workers.test_worker_recovery import _cli, _counts, _worker
+from tests.integration.workers.test_worker_recovery import _cli, _counts, _worker, pairs_and_items
 from tests.samples import cli_env, copy_samples
 
 
@@ -73,18 +73,9 @@ def test_a_database_killed_mid_batch_and_restarted_loses_and_doubles_nothing(
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
         assert status == "done", log.read_text()[-3000:]
+        pairs, items = pairs_and_items(url, job_id)
         engine = make_engine(url)
         with engine.connect() as conn:
-            pairs = conn.execute(
-                text("SELECT count(*), count(DISTINCT source_key) FROM pairs")
-            ).one()
-            items = conn.execute(
-                text(
-                    "SELECT count(*), count(DISTINCT key), "
-                    "count(*) FILTER (WHERE status = 'ready') FROM job_items WHERE job_id = :j"
-                ),
-                {"j": job_id},
-            ).one()
             usable = conn.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
         engine.dispose()
         assert tuple(pairs) == (192, 192), "every pair present exactly once"

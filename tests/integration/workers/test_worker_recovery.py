@@ -63,6 +63,22 @@ def _counts(db_url: str, job_id: int) -> tuple[str, int]:
     return status, processed
 
 
+def pairs_and_items(db_url: str, job_id: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(pairs, distinct source keys) and the job's (items, distinct keys, ready items)."""
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        pairs = conn.execute(text("SELECT count(*), count(DISTINCT source_key) FROM pairs")).one()
+        items = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT key), count(*) FILTER (WHERE status = 'ready') "
+                "FROM job_items WHERE job_id = :j"
+            ),
+            {"j": job_id},
+        ).one()
+    engine.dispose()
+    return tuple(pairs), tuple(items)
+
+
 @pytest.fixture
 def source(tmp_path: Path, shared_data: Path) -> Path:
     folder = tmp_path / "wds"
@@ -107,17 +123,7 @@ def test_a_worker_killed_mid_job_loses_nothing(db_url: str, source: Path, tmp_pa
         worker.terminate()
         worker.wait(timeout=60)
 
-    engine = make_engine(db_url)
-    with engine.connect() as conn:
-        pairs = conn.execute(text("SELECT count(*), count(DISTINCT source_key) FROM pairs")).one()
-        items = conn.execute(
-            text(
-                "SELECT count(*), count(DISTINCT key), count(*) FILTER (WHERE status = 'ready') "
-                "FROM job_items WHERE job_id = :j"
-            ),
-            {"j": job_id},
-        ).one()
-    engine.dispose()
+    pairs, items = pairs_and_items(db_url, job_id)
     assert tuple(pairs) == (240, 240), "every pair present exactly once"
     assert tuple(items) == (240, 240, 240)
     assert "re-sent" in log.read_text()
@@ -191,10 +197,7 @@ def test_a_redis_restart_mid_job_loses_nothing(db_url: str, source: Path, tmp_pa
             worker.terminate()
             worker.wait(timeout=60)
         redis.kill()
-    engine = make_engine(db_url)
-    with engine.connect() as conn:
-        pairs = conn.execute(text("SELECT count(*), count(DISTINCT source_key) FROM pairs")).one()
-    engine.dispose()
+    pairs, _ = pairs_and_items(db_url, job_id)
     assert tuple(pairs) == (240, 240)
 
 
