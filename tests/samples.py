@@ -130,7 +130,7 @@ def cli_env(database_url: str, data_dir: Path | None = None) -> dict[str, str]:
 
 
 def asifdb_cli(
-    *args: str, env: dict[str, str], timeout: float = 300
+    *args: str, env: dict[str, str], timeout: float = 300, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`asifdb ARGS...` in a child process from the repository root, output captured."""
     return subprocess.run(
@@ -139,6 +139,7 @@ def asifdb_cli(
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
+        input=input,
         timeout=timeout,
         check=False,
     )

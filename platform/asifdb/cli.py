@@ -18,7 +18,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from asifdb import cli_ann, cli_curate, cli_reencode, launcher
+from asifdb import cli_ann, cli_audit, cli_curate, cli_erasure, cli_reencode, launcher
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
@@ -35,13 +35,18 @@ from asifdb.settings import get_settings
 app = typer.Typer(help="asifdb: a training-free image-text model made of curated pairs.")
 db_app = typer.Typer(help="Database schema: upgrade and check.")
 app.add_typer(db_app, name="db")
-licenses_app = typer.Typer(help="Licences: create, list, revoke (with a reason), restore.")
+licenses_app = typer.Typer(
+    help="Licences: create, list, revoke (with a reason), restore, erase (for good)."
+)
 app.add_typer(licenses_app, name="licenses")
+licenses_app.command("erase")(cli_erasure.erase)
+licenses_app.command("erasure-report")(cli_erasure.erasure_report)
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.")
 app.add_typer(keys_app, name="keys")
 app.command()(cli_reencode.reencode)
 app.add_typer(cli_curate.app, name="curate")
 app.add_typer(cli_ann.app, name="ann")
+app.add_typer(cli_audit.app, name="audit")
 
 CLI_ACTOR = "cli"
 

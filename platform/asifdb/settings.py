@@ -44,6 +44,15 @@ class Settings(BaseSettings):
         default=Path(".asifdb"),
         description="Embedded database, blob store and caches live here.",
     )
+    server_data_dir: Path | None = Field(
+        default=None,
+        description=(
+            "The PostgreSQL server's data folder, where this machine can read it: an "
+            "erasure's report then searches the table files for the erased bytes. Unset: the "
+            "embedded server's (when DATABASE_URL is unset), else none (the report shows what "
+            "the server can: the tables rewritten into new files)."
+        ),
+    )
     image_encoder: str = "tf_efficientnet_lite0"
     text_encoder: str = "all-MiniLM-L6-v2"
     k: int = Field(default=800, ge=1, description="Anchors kept per relative representation.")
@@ -175,6 +184,13 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pg"
+
+    @property
+    def readable_server_files(self) -> Path | None:
+        """The server's data folder if this process can read its files (SERVER_DATA_DIR)."""
+        if self.server_data_dir is not None:
+            return self.server_data_dir
+        return None if self.database_url else self.pgdata
 
     @property
     def blob_dir(self) -> Path:

@@ -1,5 +1,6 @@
-"""Licences: each with its pair counts and status; create, revoke (with a reason) and restore;
-the impact report (the predictions a licence carried, re-run now without its pairs)."""
+"""Licences: each with its pair counts and status; create, revoke (with a reason), restore,
+erase (for good, confirmed by typing the name) with its report; the impact report (the
+predictions a licence carried, re-run now without its pairs)."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ import gate
 import runtime
 import streamlit as st
 
-from asifdb.services import impact, licences
+from asifdb.services import erasure, impact, licences
 
 # What the page needs (the API's permission name; None: any signed-in key).
 PERMISSION = "licenses:read"
@@ -78,10 +79,14 @@ def _revoke_or_restore(licence: dict[str, Any]) -> None:
                 )
                 st.rerun()
         return
+    if licence["status"] == "erased":
+        _erasure_report(licence)
+        return
     st.markdown(
         f"Revoked {licence['revoked_at']:%Y-%m-%d %H:%M} by {licence['revoked_by']}: "
         f"{licence['reason']}"
     )
+    _erase(licence)
     if st.button(f"Restore {licence['name']}", disabled=not allowed):
         with runtime.reported():
             who = gate.allow("licenses:write")
@@ -92,6 +97,65 @@ def _revoke_or_restore(licence: dict[str, Any]) -> None:
                 f"(model version {done['model_version']})."
             )
             st.rerun()
+
+
+def _erase(licence: dict[str, Any]) -> None:
+    """Erasure, for a revoked licence: what will be lost, then the name typed to confirm."""
+    if not gate.may("licenses:erase"):
+        return
+    with st.expander(f"Erase {licence['name']} for good"):
+        gate.allow("licenses:erase")
+        with runtime.platform().sessions() as session:
+            preview = erasure.preview(session, licence=licence["id"])
+        st.warning(
+            f"Erasing removes for good {preview.pairs} pairs (captions and embeddings) and "
+            f"{preview.images} images from the platform; "
+            f"{preview.predictions_with_evidence} recorded predictions keep their evidence as "
+            "ids and scores only. It cannot be undone, and a restore is no longer possible."
+        )
+        with st.form("licences.erase"):
+            reason = st.text_input("Reason (kept in the audit log)", key="licences.erase_reason")
+            typed = st.text_input(f"Type {licence['name']} to confirm", key="licences.confirm")
+            go = st.form_submit_button("Erase", type="primary")
+        if go:
+            with runtime.reported():
+                who = gate.allow("licenses:erase")
+                with st.spinner("Erasing: removing, rewriting the tables, checking…"):
+                    report = erasure.erase_on(
+                        runtime.platform(),
+                        licence=licence["id"],
+                        reason=reason,
+                        actor=who.name,
+                        confirm=typed,
+                    )
+                verdict = "every check passed" if report.passed else "a check FAILED"
+                st.session_state["licences.done"] = (
+                    f"Erased {report.licence}: {report.removed.get('pairs', 0)} pairs and "
+                    f"{report.removed.get('blobs_removed', 0)} images removed; {verdict}."
+                )
+                st.rerun()
+
+
+def _erasure_report(licence: dict[str, Any]) -> None:
+    with runtime.platform().sessions() as session:
+        report = erasure.report(session, licence=licence["id"])
+    st.markdown(
+        f"Erased by {report.erased_by} ({report.status}, model version "
+        f"{report.model_version}): {report.reason}"
+    )
+    (st.success if report.passed else st.error)(
+        "Every check passed." if report.passed else "A check failed or has not run yet."
+    )
+    st.dataframe(
+        [{"removed": k.replace("_", " "), "count": v} for k, v in report.removed.items()],
+        hide_index=True,
+    )
+    st.dataframe(
+        [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
+        hide_index=True,
+    )
+    st.markdown("**What the platform cannot erase**")
+    st.markdown("\n".join(f"- {line}" for line in report.not_erased))
 
 
 def _impact(licence: dict[str, Any]) -> None:

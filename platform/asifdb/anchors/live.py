@@ -146,6 +146,14 @@ class LiveModel:
         # Per label set: (representation by pair id, view rows, it re-keyed to those rows).
         self._positional: dict[tuple, tuple[engine.SparseRep, np.ndarray, engine.SparseRep]] = {}
 
+    def _forget(self) -> None:
+        """Drop every cache and index built from earlier anchors (lock held)."""
+        self._rows = (None, np.empty(0, dtype=np.int64))
+        self._captions.clear()
+        self._caption_emb.clear()
+        self._positional.clear()
+        self._indexes = {key: _Index(*key) for key in self._indexes}
+
     @property
     def batch_scan(self) -> torch.dtype:
         """How searches of many queries scan (EXACT_SCAN): for indexes built beside it."""
@@ -166,8 +174,11 @@ class LiveModel:
     def view(self, session: Session) -> View:
         """The model at the version `session` sees (call it first in a REPEATABLE READ txn)."""
         with self._lock:
+            before = self._anchors
             self._anchors = store.sync(session, self._anchors)
             anchors = self._anchors
+            if before is not None and before.erasures != anchors.erasures:
+                self._forget()  # erased pairs' rows and captions leave every cache too
             if self._rows[0] is not anchors:  # one rows array per version: caches key on it
                 self._rows = (anchors, anchors.usable_rows())
             return View(anchors, self._rows[1])

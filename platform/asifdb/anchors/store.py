@@ -5,7 +5,7 @@
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import psycopg
@@ -30,7 +30,7 @@ class _HalfvecToNumpy(Loader):
         return np.frombuffer(bytes(data), dtype=">f2", offset=4)
 
 
-def _fetch(session: Session, sql: str, params: dict) -> list[tuple]:
+def fetch_binary(session: Session, sql: str, params: dict) -> list[tuple]:
     connection = session.connection().connection.dbapi_connection
     assert isinstance(connection, psycopg.Connection)
     info = TypeInfo.fetch(connection, "halfvec")
@@ -64,6 +64,9 @@ class Anchors:
     text: np.ndarray  # (n, d_text) float32, unit rows
     alive: np.ndarray  # (n,) bool
     position: dict[int, int] = field(repr=False)
+    # Erasures the database had recorded when these rows were loaded: one more since, and the
+    # rows (which keep a revoked pair's embeddings, not alive) are dropped by a full reload.
+    erasures: int = 0
 
     @property
     def size(self) -> int:
@@ -79,8 +82,12 @@ _SELECT = "SELECT id, image_embedding, text_embedding FROM {} WHERE {} ORDER BY 
 def load(session: Session) -> Anchors:
     """Every usable pair at the session's snapshot."""
     version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
-    rows = _fetch(session, _SELECT.format("usable_pairs", "true"), {})
-    return _build(version, rows)
+    rows = fetch_binary(session, _SELECT.format("usable_pairs", "true"), {})
+    return replace(_build(version, rows), erasures=_erasures(session))
+
+
+def _erasures(session: Session) -> int:
+    return session.execute(text("SELECT count(*) FROM erasures")).scalar_one()
 
 
 def _build(version: int, rows: list[tuple]) -> Anchors:
@@ -102,7 +109,7 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
     version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
     if current is not None and current.version == version:
         return current
-    if current is None or version < current.version:
+    if current is None or version < current.version or _erasures(session) != current.erasures:
         return load(session)
     changes = session.execute(
         text(
@@ -125,9 +132,9 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
             alive[row] = usable
         elif usable:
             missing.append(pair_id)
-    anchors = Anchors(version, current.ids, current.image, current.text, alive, current.position)
+    anchors = replace(current, version=version, alive=alive)
     if missing:
-        rows = _fetch(session, _SELECT.format("pairs", "id = ANY(%(ids)s)"), {"ids": missing})
+        rows = fetch_binary(session, _SELECT.format("pairs", "id = ANY(%(ids)s)"), {"ids": missing})
         anchors = _append(anchors, rows)
     expected = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
     if anchors.size != expected:
@@ -148,4 +155,5 @@ def _append(anchors: Anchors, rows: list[tuple]) -> Anchors:
         # A pair that became usable after a newer one (batches finish out of order).
         order = np.argsort(ids, kind="stable")
         ids, image, txt, alive = ids[order], image[order], txt[order], alive[order]
-    return Anchors(anchors.version, ids, image, txt, alive, {int(i): n for n, i in enumerate(ids)})
+    position = {int(i): n for n, i in enumerate(ids)}
+    return replace(anchors, ids=ids, image=image, text=txt, alive=alive, position=position)

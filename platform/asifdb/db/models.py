@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Identity,
@@ -27,7 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 IMAGE_DIM = 1280
 TEXT_DIM = 384
 
-LICENSE_STATUSES = ("active", "revoked")
+# Erased: revoked, then its pairs physically removed (services/erasure.py); for good.
+LICENSE_STATUSES = ("active", "revoked", "erased")
+ERASURE_STATUSES = ("scrubbing", "complete")
 PAIR_STATUSES = ("pending", "ready", "rejected")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # An ingestion job may also end "partial": some batches failed for good, the others went in.
@@ -161,7 +164,7 @@ class JobItem(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason_code: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
-    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"))
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pair_registry.id"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -175,7 +178,13 @@ class Pair(Base):
         Index("ix_pairs_license_id", "license_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Registered by a trigger on insert (deferred check): the id outlives the row as history.
+    id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("pair_registry.id", deferrable=True, initially="DEFERRED"),
+        Identity(),
+        primary_key=True,
+    )
     collection: Mapped[str] = mapped_column(String(200))
     image_sha256: Mapped[str] = mapped_column(String(64))
     caption: Mapped[str] = mapped_column(Text)
@@ -197,6 +206,47 @@ class Pair(Base):
     added_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_by: Mapped[str | None] = mapped_column(Text)
+
+
+class PairRegistry(Base):
+    """Every pair id ever used, with its licence: what history (evidence, usability, job
+    items) references, so that erasing a pair's row keeps its history as ids alone.
+
+    Rows are made by a trigger on `pairs` (migration 0010); the database refuses to delete a
+    pair whose registry row is not marked erased, under a licence that is not erased.
+    """
+
+    __tablename__ = "pair_registry"
+    __table_args__ = (Index("ix_pair_registry_license_id", "license_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    erasure_id: Mapped[int | None] = mapped_column(ForeignKey("erasures.id"))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Erasure(Base):
+    """A licence erased: its pairs, blobs and derived rows removed, then the pages rewritten.
+
+    `status` is "scrubbing" from the commit of the removal until the blobs and pages are clean
+    and the report is written ("complete"); `asifdb licenses erase` again resumes it.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (_one_of("status", ERASURE_STATUSES), UniqueConstraint("license_id"))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    license_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    erased_by: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="scrubbing")
+    model_version: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Counts per kind, fixed by the removal's transaction.
+    removed: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Reencode(Base):
@@ -265,7 +315,7 @@ class PairUsability(Base):
     __table_args__ = (Index("ix_pair_usability_open", "pair_id", "to_version"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pair_registry.id"))
     from_version: Mapped[int] = mapped_column(BigInteger)
     to_version: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -320,7 +370,7 @@ class PredictionEvidence(Base):
         ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
     )
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pair_registry.id"))
     label: Mapped[str | None] = mapped_column(Text)
     image_similarity: Mapped[float] = mapped_column(Float)
     caption_similarity: Mapped[float] = mapped_column(Float)
@@ -328,7 +378,11 @@ class PredictionEvidence(Base):
 
 
 class AuditEvent(Base):
-    """Append-only log of who added, revoked, restored or deleted what, when and why."""
+    """Append-only log of who added, revoked, restored or deleted what, when and why.
+
+    Hash-chained (migration 0009): a trigger sets `at`, `chain_seq`, `prev_hash` and `hash` on
+    insert, whatever the inserter passed; `asifdb audit verify` checks the chain.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
@@ -342,6 +396,22 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     model_version: Mapped[int | None] = mapped_column(BigInteger)
+    # The event's place in the chain (1, 2, ... without gaps), the previous event's hash (64
+    # zeros for the first) and the hex SHA-256 of audit_event_canonical(event).
+    chain_seq: Mapped[int] = mapped_column(BigInteger, unique=True, server_default=FetchedValue())
+    prev_hash: Mapped[str] = mapped_column(Text, server_default=FetchedValue())
+    hash: Mapped[str] = mapped_column(Text, server_default=FetchedValue())
+
+
+class AuditChainHead(Base):
+    """The audit chain's last link (one row): only the insert trigger's function writes it."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(Text)
 
 
 class ApiKey(Base):

@@ -17,6 +17,23 @@ Role = Literal["setup", "app", "auditor"]
 
 # The application may add to these and read them, never change or remove a row.
 APPEND_ONLY = ("audit_events",)
+# The audit chain's head: written only by the audit insert trigger's function, as the owner.
+HIDDEN_FROM_APP = ("audit_chain_head",)
+# Erasure rewrites these tables (VACUUM FULL: the bytes of removed rows leave the files), so
+# the application may maintain them (PostgreSQL 17's MAINTAIN: vacuum, analyze, reindex, lock;
+# no change to any row); `erasures` last, for the blob hashes it keeps while resuming.
+ERASURE_REWRITES = (
+    "pairs",
+    "reencode_embeddings",
+    "pair_fit",
+    "near_duplicates",
+    "review_marks",
+    "job_items",
+    "predictions",
+)
+MAINTAINED = (*ERASURE_REWRITES, "erasures")
+# History the application adds to and updates, never removes: who erased what, and the ids.
+NEVER_DELETED = ("pair_registry", "erasures")
 # Auditors read every table and view of the schema except the keys' hashes.
 HIDDEN_FROM_AUDITORS = ("api_keys",)
 # Celery's embedded broker keeps its tables here when it shares the application's database.
@@ -56,6 +73,8 @@ def ensure_roles(conn: Connection) -> None:
             )
         )
         conn.execute(text(f"ALTER ROLE {role} {login} {_ATTRIBUTES}"))
+    # Erasure checkpoints so that its search of the table files sees what the server holds.
+    conn.execute(text(f"GRANT pg_checkpoint TO {APP} WITH INHERIT TRUE"))
     conn.execute(
         text(
             f"ALTER ROLE {AUDITOR} SET default_transaction_read_only = on; "
@@ -98,12 +117,26 @@ def apply(conn: Connection) -> None:
     conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP}"))
     for table in APPEND_ONLY:
         conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {APP}"))
+    for table in _existing(conn, HIDDEN_FROM_APP):
+        conn.execute(text(f"REVOKE ALL ON {table} FROM {APP}"))
+    for table in _existing(conn, NEVER_DELETED):
+        conn.execute(text(f"REVOKE DELETE, TRUNCATE ON {table} FROM {APP}"))
+    if conn.execute(text("SHOW server_version_num")).scalar_one() >= "170000":
+        for table in _existing(conn, MAINTAINED):
+            conn.execute(text(f"GRANT MAINTAIN ON {table} TO {APP}"))
     conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {AUDITOR}"))
     for table in HIDDEN_FROM_AUDITORS:
         conn.execute(text(f"REVOKE ALL ON {table} FROM {AUDITOR}"))
     ensure_broker_schema(conn)
     for function in _LARGE_OBJECT_FUNCTIONS:
         conn.execute(text(f"REVOKE EXECUTE ON FUNCTION pg_catalog.{function} FROM PUBLIC"))
+
+
+def _existing(conn: Connection, tables: tuple[str, ...]) -> list[str]:
+    """Those of `tables` the schema has (migration 0007 applies this matrix before later
+    revisions add theirs)."""
+    exists = text("SELECT to_regclass(:t) IS NOT NULL")
+    return [t for t in tables if conn.execute(exists, {"t": f"public.{t}"}).scalar_one()]
 
 
 def ensure_broker_schema(conn: Connection) -> None:

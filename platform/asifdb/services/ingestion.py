@@ -79,6 +79,8 @@ def start_job(
     its root, which reports show, and the root itself, which only workers read."""
     licence = licences.get_by_name(session, name=license_name)
     if licence.status != "active":
+        if licence.status == "erased":
+            raise Conflict(f"licence {license_name!r} is erased: no pair can be added under it")
         raise Conflict(f"licence {license_name!r} is revoked: restore it before adding pairs")
     opened = open_source(source, roots=roots, kind=kind, template=template, classnames=classnames)
     total = count_items(opened)

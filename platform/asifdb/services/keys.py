@@ -13,7 +13,7 @@ from asifdb.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthori
 
 _APP = {"classify", "retrieve", "licenses:read", "labelsets:read"}
 _ANNOTATOR = _APP | {"pairs:add", "pairs:read", "jobs:read", "labelsets:write"}
-_STEWARD = _ANNOTATOR | {"licenses:write", "pairs:delete", "impact:read"}
+_STEWARD = _ANNOTATOR | {"licenses:write", "licenses:erase", "pairs:delete", "impact:read"}
 _AUDITOR = {
     "predictions:read",
     "audit:read",

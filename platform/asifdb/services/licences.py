@@ -119,6 +119,8 @@ def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> 
     lic = _locked(session, licence)
     if lic.status == "revoked":
         raise Conflict(f"licence {lic.name!r} is already revoked (since {lic.revoked_at})")
+    if lic.status == "erased":
+        raise Conflict(f"licence {lic.name!r} is erased: its pairs are gone for good")
     leaving = _pair_ids(session, lic.id, usable=True)
     lic.status, lic.revoked_at, lic.revoked_by, lic.reason = "revoked", func.now(), actor, reason
     session.flush()
@@ -150,6 +152,10 @@ def restore(
     lic = _locked(session, licence)
     if lic.status == "active":
         raise Conflict(f"licence {lic.name!r} is active: nothing to restore")
+    if lic.status == "erased":
+        raise Conflict(
+            f"licence {lic.name!r} is erased: erasure is irreversible, its pairs cannot return"
+        )
     lic.status, lic.revoked_at, lic.revoked_by, lic.reason = "active", None, None, None
     session.flush()
     returning = _pair_ids(session, lic.id, usable=True)

@@ -101,7 +101,8 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
             target_id=str(pair_id),
             reason=reason,
             model_version=version,
-            details={"caption": pair.caption, "license_id": pair.license_id},
+            # Ids only: the log is append-only, so it must never hold a licence's content.
+            details={"license_id": pair.license_id},
         )
     )
     if blob is None:

@@ -1,13 +1,15 @@
-"""`/v1/licenses`: list, create, revoke (reason required), restore, impact."""
+"""`/v1/licenses`: list, create, revoke (reason required), restore, erase (with its report)."""
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from asifdb.api.deps import SessionDep, allowed
+from asifdb.api.deps import HeavyDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import NON_BLANK, LicenceId, Name
-from asifdb.services import licences
+from asifdb.services import erasure, licences
 from asifdb.services.keys import Principal
 
 router = APIRouter(prefix="/v1/licenses", tags=["licenses"])
@@ -27,6 +29,55 @@ class Revocation(BaseModel):
 
 class Restoration(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class ErasureRequest(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=NON_BLANK, description="Kept in the audit log."
+    )
+    confirm: Name = Field(description="The licence's name, typed again: erasure is irreversible.")
+
+
+class ErasurePreview(BaseModel):
+    """What erasing the licence would remove."""
+
+    licence: str
+    status: str
+    pairs: int
+    images: int
+    predictions_with_evidence: int
+    erasable: bool
+    why_not: str | None
+
+
+class ErasureCheck(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+    found_before: int | None
+    found_after: int | None
+
+
+class ErasureReport(BaseModel):
+    """What an erasure removed, the checks that it is gone, and what it cannot erase."""
+
+    licence: str
+    erasure_id: int
+    status: str
+    passed: bool
+    reason: str
+    erased_by: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_version: int
+    removed: dict[str, int]
+    checks: list[ErasureCheck]
+    not_erased: list[str]
+    seconds: dict[str, float]
+
+    @classmethod
+    def of(cls, report: erasure.ErasureReport) -> "ErasureReport":
+        return cls.model_validate(report.as_json())
 
 
 @router.get("", summary="Every licence with its status and pair counts")
@@ -67,3 +118,55 @@ def restore_license(
 ) -> dict[str, Any]:
     reason = body.reason if body else None
     return licences.restore(session, licence=license_id, actor=who.name, reason=reason)
+
+
+@router.get(
+    "/{license_id}/erasure-preview",
+    summary="What erasing the licence would remove",
+    response_model=ErasurePreview,
+)
+def erasure_preview(
+    license_id: LicenceId,
+    session: SessionDep,
+    _: Annotated[Principal, Depends(allowed("licenses:erase"))],
+) -> ErasurePreview:
+    return ErasurePreview(**asdict(erasure.preview(session, licence=license_id)))
+
+
+@router.post(
+    "/{license_id}/erase",
+    summary="Erase a revoked licence's data for good, with the report that checks it is gone",
+    response_model=ErasureReport,
+)
+async def erase_license(
+    license_id: LicenceId,
+    body: ErasureRequest,
+    platform: PlatformDep,
+    heavy: HeavyDep,
+    who: Annotated[Principal, Depends(allowed("licenses:erase"))],
+) -> ErasureReport:
+    report = await heavy.run(
+        _erase, platform=platform, licence=license_id, body=body, actor=who.name
+    )
+    return ErasureReport.of(report)
+
+
+def _erase(
+    *, platform: Any, licence: int, body: ErasureRequest, actor: str
+) -> erasure.ErasureReport:
+    return erasure.erase_on(
+        platform, licence=licence, reason=body.reason, actor=actor, confirm=body.confirm
+    )
+
+
+@router.get(
+    "/{license_id}/erasure-report",
+    summary="The stored report of the licence's erasure",
+    response_model=ErasureReport,
+)
+def erasure_report(
+    license_id: LicenceId,
+    session: SessionDep,
+    _: Annotated[Principal, Depends(allowed("licenses:read"))],
+) -> ErasureReport:
+    return ErasureReport.of(erasure.report(session, licence=license_id))
