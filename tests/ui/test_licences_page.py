@@ -75,3 +75,38 @@ def test_impact_report_reruns_the_predictions_the_licence_carried(
     assert sample["label now"] != "ship"
     # A dry run: the licence is still active and its pairs still usable.
     assert _licences(at)[SHIP_LICENCE]["usable_pairs"] == 12
+
+
+def test_erase_a_revoked_licence_only_with_its_name_typed_then_the_report(ui: Ui) -> None:
+    at = ui.app("steward", "views/licences.py")
+    labelled(at.selectbox, "Licence").set_value(SHIP_LICENCE).run()
+    assert not [b for b in at.button if b.label == "Erase"]  # active: revoke first
+    labelled(at.text_input, "Reason (kept in the audit log)").set_value("consent withdrawn")
+    labelled(at.button, f"Revoke {SHIP_LICENCE}").click().run()
+    assert "removes for good 12 pairs" in at.warning[0].value
+    labelled(at.text_input, "Reason (kept in the audit log)").set_value("erasure requested")
+    labelled(at.text_input, f"Type {SHIP_LICENCE} to confirm").set_value(SHIP_LICENCE[:-1])
+    labelled(at.button, "Erase").click().run()
+    assert not at.exception, at.exception
+    assert SHIP_LICENCE in at.error[0].value  # the name did not match: nothing erased
+    assert _licences(at)[SHIP_LICENCE]["pairs"] == 12
+    labelled(at.text_input, f"Type {SHIP_LICENCE} to confirm").set_value(SHIP_LICENCE)
+    labelled(at.button, "Erase").click().run()
+    assert not at.exception, at.exception
+    assert f"Erased {SHIP_LICENCE}: 12 pairs" in at.success[0].value
+    assert "every check passed" in at.success[0].value
+    erased = _licences(at)[SHIP_LICENCE]
+    assert (erased["status"], erased["pairs"]) == ("erased", 0)
+    assert any("Every check passed." in s.value for s in at.success)
+    assert not [b for b in at.button if b.label.startswith("Restore")]
+    assert _licences(at)[OTHER_LICENCE]["usable_pairs"] == 108
+
+
+def test_an_app_key_cannot_erase(ui: Ui) -> None:
+    at = ui.app("steward", "views/licences.py")
+    labelled(at.selectbox, "Licence").set_value(SHIP_LICENCE).run()
+    labelled(at.text_input, "Reason (kept in the audit log)").set_value("paused")
+    labelled(at.button, f"Revoke {SHIP_LICENCE}").click().run()
+    app = ui.app("app", "views/licences.py")
+    labelled(app.selectbox, "Licence").set_value(SHIP_LICENCE).run()
+    assert not [b for b in app.button if b.label == "Erase"]
