@@ -75,7 +75,7 @@ def _render(report: erasure.ErasureReport, as_json: bool) -> None:
         return
     verdict = "[green]all checks passed[/]" if report.passed else "[red]a check failed[/]"
     console.print(
-        f"licence [bold]{report.licence}[/] erased by {report.erased_by} "
+        f"licence [bold]{report.license}[/] erased by {report.erased_by} "
         f"({report.status}, model version {report.model_version}): {verdict}"
     )
     console.print(f"reason: {report.reason}")

@@ -130,7 +130,7 @@ def _erase(licence: dict[str, Any]) -> None:
                     )
                 verdict = "every check passed" if report.passed else "a check FAILED"
                 st.session_state["licences.done"] = (
-                    f"Erased {report.licence}: {report.removed.get('pairs', 0)} pairs and "
+                    f"Erased {report.license}: {report.removed.get('pairs', 0)} pairs and "
                     f"{report.removed.get('blobs_removed', 0)} images removed; {verdict}."
                 )
                 st.rerun()

@@ -85,7 +85,7 @@ class Check:
 
 @dataclass
 class ErasureReport:
-    licence: str
+    license: str  # the licence's name (the API's spelling)
     erasure_id: int
     status: str  # "scrubbing" until the pages are rewritten and checked, then "complete"
     reason: str
@@ -114,7 +114,7 @@ class ErasureReport:
 class Preview:
     """What an erasure of the licence would remove (counts), for the confirmation."""
 
-    licence: str
+    license: str  # the licence's name (the API's spelling)
     status: str
     pairs: int
     images: int
@@ -544,7 +544,7 @@ def _scrub_and_report(
     with sessions.begin() as session:
         erasure = session.get_one(Erasure, erasure_id, with_for_update=True)
         result = ErasureReport(
-            licence=name,
+            license=name,
             erasure_id=erasure.id,
             status="complete",
             reason=erasure.reason,
@@ -703,7 +703,7 @@ def _model_check(
 def _bare_report(erasure: Erasure) -> ErasureReport:
     removed = {k: v for k, v in erasure.removed.items() if k != "blob_candidates"}
     return ErasureReport(
-        licence=erasure.license_name,
+        license=erasure.license_name,
         erasure_id=erasure.id,
         status=erasure.status,
         reason=erasure.reason,

@@ -41,7 +41,7 @@ class ErasureRequest(BaseModel):
 class ErasurePreview(BaseModel):
     """What erasing the licence would remove."""
 
-    licence: str
+    license: str
     status: str
     pairs: int
     images: int
@@ -61,7 +61,7 @@ class ErasureCheck(BaseModel):
 class ErasureReport(BaseModel):
     """What an erasure removed, the checks that it is gone, and what it cannot erase."""
 
-    licence: str
+    license: str
     erasure_id: int
     status: str
     passed: bool
