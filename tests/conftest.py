@@ -108,6 +108,13 @@ def setup_url(url: str) -> str:
     return with_user(url, "postgres", None)
 
 
+def server_folder(db_url: str) -> Path:
+    """The test server's data folder (what SERVER_DATA_DIR names for the embedded server)."""
+    url = make_url(setup_url(db_url)).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+        return Path(conn.execute("SHOW data_directory").fetchone()[0])
+
+
 @pytest.fixture(scope="session")
 def encoders() -> Encoders:
     """The default encoders, loaded once per test run (loading dominates small tests)."""

@@ -86,7 +86,15 @@ def ingest_now(
             actor=actor,
             **options,
         )
-        batches = ingestion.pending_batches(session, job_id=job.id)
+    process_job(platform, job.id)
+
+
+def process_job(platform: "Platform", job_id: int) -> None:
+    """What a worker does with the job's pending batches, here in this process."""
+    from asifdb.services import ingestion
+
+    with platform.sessions() as session:
+        batches = ingestion.pending_batches(session, job_id=job_id)
     for batch in batches:
         ingestion.process_batch(
             sessions=platform.sessions,

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import signals
@@ -92,6 +93,16 @@ def dispatch(batch_ids: list[int], sessions: sessionmaker[Session]) -> None:
         ingestion.mark_dispatched(session, batch_ids=batch_ids)
     for batch_id in batch_ids:
         ingest_batch.delay(batch_id)
+
+
+class CeleryDispatcher:
+    """The platform's port to the workers (`services.submit.Dispatcher`)."""
+
+    def ingest(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None:
+        dispatch(list(batch_ids), sessions)
+
+    def reencode(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None:
+        dispatch_reencode(list(batch_ids), sessions)
 
 
 def recover(older_than: timedelta) -> list[int]:

@@ -123,7 +123,7 @@ def _after_revoke(platform: Platform, swapped: list[int]) -> dict:
             page = curation.mismatches(session, limit=curation.MAX_PAGE, offset=offset)
             listed += [r["pair_id"] for r in page["items"]]
     return {
-        "revoked": done,
+        "revoked": done.model_dump(),
         "first_2000_listed": len(listed),
         "swapped_still_listed": int(np.isin(listed, swapped).sum()),
     }

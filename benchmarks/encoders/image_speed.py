@@ -34,7 +34,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 from torch.utils.flop_counter import FlopCounterMode
 
-from asifdb.encoders import efficientnet_lite0, get_encoder, runtime_env
+from asifdb.encoders import efficientnet_lite, get_encoder, runtime_env
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "tiny-imagenet-pairs-wds"
 ALLOCATORS = {
@@ -93,8 +93,9 @@ def _note(text: str) -> None:
 
 
 def _lite0(memory_format: torch.memory_format = torch.contiguous_format) -> torch.nn.Module:
-    model = timm.create_model(efficientnet_lite0.ARCHITECTURE, pretrained=False, num_classes=0)
-    efficientnet_lite0.load_packaged_weights(model)
+    lite0 = efficientnet_lite.VARIANTS[0]
+    model = timm.create_model(lite0.architecture, pretrained=False, num_classes=0)
+    efficientnet_lite.load_packaged_weights(model, lite0)
     return model.eval().to(memory_format=memory_format)
 
 

@@ -143,11 +143,11 @@ def main() -> None:  # noqa: PLR0915 - one scripted run, read top to bottom
                             session, licence="churn", reason="churn run", actor="steward"
                         )
                 revoked = not revoked
-                toggles.append(("revoke" if revoked else "restore", done["model_version"]))
+                toggles.append(("revoke" if revoked else "restore", done.model_version))
             if revoked:
                 with platform.sessions.begin() as session:
                     done = licences.restore(session, licence="churn", actor="steward")
-                toggles.append(("restore", done["model_version"]))
+                toggles.append(("restore", done.model_version))
 
         started = time.monotonic()
         out = _cli(

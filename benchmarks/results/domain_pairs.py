@@ -73,7 +73,7 @@ def _revoke(platform: Platform, licence: str) -> dict:
     with platform.sessions.begin() as session:
         return licences.revoke(
             session, licence=licence, reason="results: revocation check", actor=ACTOR
-        )
+        ).model_dump()
 
 
 def _add(platform: Platform, folder: Path, name: str) -> dict:

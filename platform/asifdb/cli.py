@@ -18,7 +18,15 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from asifdb import cli_ann, cli_audit, cli_curate, cli_erasure, cli_reencode, launcher
+from asifdb import (
+    cli_ann,
+    cli_audit,
+    cli_curate,
+    cli_encoders,
+    cli_erasure,
+    cli_reencode,
+    launcher,
+)
 from asifdb.broker import broker_url
 from asifdb.context import Platform
 from asifdb.db import schema
@@ -27,10 +35,12 @@ from asifdb.db.roles import Role
 from asifdb.db.session import database_url
 from asifdb.errors import AsifdbError, InvalidInput
 from asifdb.services import classify as classify_service
-from asifdb.services import impact, ingestion, keys, labelsets, licences
+from asifdb.services import impact, ingestion, keys, labelsets, licences, submit
 from asifdb.services.audit import run_readonly_sql
+from asifdb.services.classify import K_RANGE, P_RANGE
 from asifdb.services.status import platform_status
 from asifdb.settings import get_settings
+from asifdb.wire import to_json
 
 app = typer.Typer(help="asifdb: a training-free image-text model made of curated pairs.")
 db_app = typer.Typer(help="Database schema: upgrade and check.")
@@ -47,6 +57,7 @@ app.command()(cli_reencode.reencode)
 app.add_typer(cli_curate.app, name="curate")
 app.add_typer(cli_ann.app, name="ann")
 app.add_typer(cli_audit.app, name="audit")
+app.add_typer(cli_encoders.app, name="encoders")
 
 CLI_ACTOR = "cli"
 
@@ -196,18 +207,18 @@ def licenses_list(
     with _session() as session:
         rows = licences.list_all(session)
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        sys.stdout.write(to_json(rows))
         return
     table = Table("id", "name", "status", "pairs", "usable", "holder", "revoked")
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["status"],
-            str(r["pairs"]),
-            str(r["usable_pairs"]),
-            r["holder"] or "",
-            str(r["revoked_at"] or ""),
+            str(r.id),
+            r.name,
+            r.status,
+            str(r.pairs),
+            str(r.usable_pairs),
+            r.holder or "",
+            str(r.revoked_at or ""),
         )
     console.print(table)
 
@@ -221,8 +232,8 @@ def licenses_revoke(
     with _session() as session:
         result = licences.revoke(session, licence=name, reason=reason, actor=CLI_ACTOR)
     console.print(
-        f"licence [bold]{name}[/] revoked: {result['pairs_removed']} pairs left the model "
-        f"(model version {result['model_version']})"
+        f"licence [bold]{name}[/] revoked: {result.pairs_removed} pairs left the model "
+        f"(model version {result.model_version})"
     )
 
 
@@ -235,8 +246,8 @@ def licenses_restore(
     with _session() as session:
         result = licences.restore(session, licence=name, actor=CLI_ACTOR, reason=reason)
     console.print(
-        f"licence [bold]{name}[/] restored: {result['pairs_restored']} pairs are back "
-        f"(model version {result['model_version']})"
+        f"licence [bold]{name}[/] restored: {result.pairs_restored} pairs are back "
+        f"(model version {result.model_version})"
     )
 
 
@@ -290,8 +301,8 @@ def classify(
     labels: Annotated[str | None, typer.Option(help="Comma-separated classes.")] = None,
     label_set: Annotated[str | None, typer.Option(help="Or a stored label set.")] = None,
     templates: Annotated[str, typer.Option(help="default, cifar or imagenet.")] = "default",
-    k: Annotated[int | None, typer.Option(min=1)] = None,
-    p: Annotated[float | None, typer.Option(min=1, max=64)] = None,
+    k: Annotated[int | None, typer.Option(min=K_RANGE[0], max=K_RANGE[1])] = None,
+    p: Annotated[float | None, typer.Option(min=P_RANGE[0], max=P_RANGE[1])] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -300,14 +311,13 @@ def classify(
     platform = _platform()
     try:
         platform.require_schema()
-        options = classify_service.Options(
-            k=k or platform.settings.k, p=p or platform.settings.p, aggregation=aggregation
-        )
+        options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
         with platform.sessions.begin() as session:
-            candidates = (
-                labelsets.get(session, name=label_set)
-                if label_set
-                else labelsets.check((labels or "").split(","), templates)
+            candidates = labelsets.candidates(
+                session,
+                labels=labels.split(",") if labels else None,
+                label_set=label_set,
+                templates=templates,
             )
             results = classify_service.classify(
                 session,
@@ -408,30 +418,28 @@ def ingest(
     ] = True,
 ) -> None:
     """Add pairs from a source as a job; workers encode them (start them with `asifdb up`)."""
-    from workers.tasks import dispatch
-
     platform = _platform()
     try:
         platform.require_schema()
-        with platform.sessions.begin() as session:
-            job = ingestion.start_job(
-                session,
-                source=source,
-                roots=platform.settings.source_roots,
-                license_name=license,
-                actor=CLI_ACTOR,
-                collection=collection,
-                kind=kind,
-                template=caption_template,
-                classnames=classnames,
-                batch_size=batch_size,
-            )
-            batches = ingestion.pending_batches(session, job_id=job.id)
-        dispatch(batches, platform.sessions)
+        done = submit.ingestion_job(
+            platform,
+            source=source,
+            roots=platform.settings.source_roots,
+            license_name=license,
+            actor=CLI_ACTOR,
+            collection=collection,
+            kind=kind,
+            template=caption_template,
+            classnames=classnames,
+            batch_size=batch_size,
+        )
+        job = done.job
         console.print(
             f"job [bold]{job.id}[/]: {job.total} items from {job.source} "
-            f"({job.source_kind}) in {len(batches)} batches"
+            f"({job.source_kind}) in {done.batches} batches"
         )
+        if done.note:
+            console.print(f"[yellow]{done.note}[/]")
         if wait:
             report = _follow_job(platform, job.id)
             _print_job(report)
@@ -526,8 +534,8 @@ def eval_(
         str, typer.Option(help="default, cifar (18), imagenet (7) or a file, one a line.")
     ] = "default",
     limit: Annotated[int | None, typer.Option(min=1, help="First N images a class.")] = None,
-    k: Annotated[int | None, typer.Option(min=1)] = None,
-    p: Annotated[float | None, typer.Option(min=1, max=64)] = None,
+    k: Annotated[int | None, typer.Option(min=K_RANGE[0], max=K_RANGE[1])] = None,
+    p: Annotated[float | None, typer.Option(min=P_RANGE[0], max=P_RANGE[1])] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -537,9 +545,7 @@ def eval_(
     platform = _platform()
     try:
         platform.require_schema()
-        options = classify_service.Options(
-            k=k or platform.settings.k, p=p or platform.settings.p, aggregation=aggregation
-        )
+        options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
         with Progress(TextColumn("{task.description}"), console=err, disable=as_json) as bar:
             task = bar.add_task("classifying")
             result = evaluation.evaluate(

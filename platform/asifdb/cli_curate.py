@@ -3,7 +3,6 @@
 Parse, call asifdb.services.curation, render; registered in cli.py with one `add_typer`.
 """
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.context import Platform, platform_at_head
 from asifdb.services import curation, evaluation
+from asifdb.wire import to_json
 
 app = typer.Typer(help="Curation: mismatched captions, near-duplicates, harmful pairs; act.")
 ACTOR = "cli"
@@ -36,7 +36,7 @@ def _session() -> Iterator[tuple[Platform, Session]]:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.write(to_json(value))
 
 
 def _short(caption: str, width: int = 60) -> str:
@@ -83,7 +83,7 @@ def mismatches(limit: Limit = 20, offset: Offset = 0, as_json: Json = False) -> 
             f"{r['fit']:.2f}",
             f"{r['rank']}/{r['compared'] + 1}",
             f"{r['margin']:+.3f}",
-            r["licence"],
+            r["license"],
             _short(r["caption"]),
             "yes" if r["marked"] else "",
         )
@@ -128,7 +128,7 @@ def duplicates(limit: Limit = 20, offset: Offset = 0, as_json: Json = False) -> 
                 f"{m['cosine']:.3f}",
                 "keep" if m["keeper"] else "",
                 f"{m['width']}x{m['height']}",
-                m["licence"],
+                m["license"],
                 _short(m["caption"]),
             )
     console.print(table)
@@ -174,7 +174,7 @@ def value(
     for side in ("harmful", "helpful"):
         table = Table("pair", "value", "licence", "caption", title=f"most {side}")
         for r in report[side]:
-            table.add_row(str(r["pair_id"]), f"{r['value']:+.3f}", r["licence"], r["caption"])
+            table.add_row(str(r["pair_id"]), f"{r['value']:+.3f}", r["license"], r["caption"])
         console.print(table)
     curve = Table("excluded", "accuracy (found on)", "accuracy (held out)", title="what if")
     for row in report["what_if"]:
@@ -220,7 +220,7 @@ def reviews(limit: Limit = 50, offset: Offset = 0, as_json: Json = False) -> Non
             str(r["pair_id"]),
             r["status"],
             "yes" if r["usable"] else "no",
-            r["licence"],
+            r["license"],
             r["marked_by"],
             r["reason"] or "",
             _short(r["caption"]),
@@ -260,10 +260,10 @@ def revoke(
     """Revoke the licence(s) of these pairs: every pair under them leaves the model."""
     with _session() as (_, session):
         result = curation.revoke_licences(session, pair_ids=ids, actor=ACTOR, reason=reason)
-    for r in result["revoked"]:
+    for r in result.revoked:
         console.print(
-            f"licence [bold]{r['license']}[/] revoked: {r['pairs_removed']} pairs left the model "
-            f"(model version {r['model_version']})"
+            f"licence [bold]{r.license}[/] revoked: {r.pairs_removed} pairs left the model "
+            f"(model version {r.model_version})"
         )
-    if not result["revoked"]:
+    if not result.revoked:
         console.print("their licences were already revoked")

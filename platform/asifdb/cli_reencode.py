@@ -12,6 +12,7 @@ from rich.progress import Progress, TextColumn
 
 from asifdb.context import Platform
 from asifdb.services import reencode as reencode_service
+from asifdb.services import submit
 from asifdb.settings import get_settings
 
 CLI_ACTOR = "cli"
@@ -39,28 +40,23 @@ def reencode(
     transaction. Afterwards set IMAGE_ENCODER/TEXT_ENCODER to the same names and restart the
     API and workers (they refuse encoders other than the model's).
     """
-    from workers.tasks import dispatch_reencode
-
-    image_name, text_name = reencode_service.canonical_names(
-        image_encoder=image_encoder, text_encoder=text_encoder
-    )
     platform = Platform(get_settings())
     try:
         platform.require_schema()
-        with platform.sessions.begin() as session:
-            job = reencode_service.start(
-                session,
-                image_encoder=image_name,
-                text_encoder=text_name,
-                actor=CLI_ACTOR,
-                batch_size=batch_size,
-            )
-            batches = reencode_service.pending_batches(session, reencode_id=job.id)
-        dispatch_reencode(batches, platform.sessions)
-        console.print(
-            f"re-encode [bold]{job.id}[/]: {job.total} pairs to {image_name} + {text_name} "
-            f"in {len(batches)} batches"
+        done = submit.reencode_job(
+            platform,
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            actor=CLI_ACTOR,
+            batch_size=batch_size,
         )
+        job = done.job
+        console.print(
+            f"re-encode [bold]{job.id}[/]: {job.total} pairs to {job.image_encoder} + "
+            f"{job.text_encoder} in {done.batches} batches"
+        )
+        if done.note:
+            console.print(f"[yellow]{done.note}[/]")
         if wait:
             report = _follow(platform, job.id)
             _print(report)

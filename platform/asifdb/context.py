@@ -23,6 +23,7 @@ from asifdb.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # torch: imported by the processes that query, not by every CLI command
     from asifdb.anchors.live import LiveModel
+    from asifdb.services.submit import Dispatcher
 
 
 PRIVATE_UMASK = 0o077
@@ -80,6 +81,14 @@ class Platform:
             image=get_encoder(self.settings.image_encoder, cache_dir=cache),
             text=get_encoder(self.settings.text_encoder),
         )
+
+    @cached_property
+    def dispatcher(self) -> "Dispatcher":
+        """The port to the workers: Celery's tasks (imported on first use: importing them
+        builds the Celery app)."""
+        from workers.tasks import CeleryDispatcher
+
+        return CeleryDispatcher()
 
     def require_schema(self) -> str:
         """Fail with the fix unless migrations are at head; return the head revision."""

@@ -6,9 +6,8 @@ from pathlib import Path
 import gate
 import runtime
 import streamlit as st
-from kombu.exceptions import OperationalError
 
-from asifdb.services import collection, ingestion, licences, uploads
+from asifdb.services import collection, ingestion, licences, submit, uploads
 from asifdb.services.keys import Principal
 
 # What the page needs (the API's permission name; None: any signed-in key).
@@ -22,28 +21,19 @@ def _start(
     source: Path, *, who: Principal, kind: str, licence: str, name: str, template: str | None
 ) -> None:
     """Create the job and send its batches to the workers."""
-    from workers.tasks import dispatch  # imported when needed: it builds a Celery app on import
-
-    with runtime.platform().sessions.begin() as session:
-        job = ingestion.start_job(
-            session,
-            source=str(source),
-            roots=[runtime.platform().settings.data_dir / "uploads"],
-            kind=kind,
-            template=template,
-            license_name=licence,
-            actor=who.name,
-            collection=name,
-        )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    st.session_state[_JOB] = job.id
-    try:
-        dispatch(batches, runtime.platform().sessions)
-    except OperationalError as exc:
-        st.warning(
-            f"Job {job.id} is saved, but the broker did not take its batches ({exc}): "
-            "a worker sends them again when it starts."
-        )
+    done = submit.ingestion_job(
+        runtime.platform(),
+        source=source,
+        roots=[runtime.platform().settings.data_dir / "uploads"],
+        kind=kind,
+        template=template,
+        license_name=licence,
+        actor=who.name,
+        collection=name,
+    )
+    st.session_state[_JOB] = done.job.id
+    if done.note:
+        st.warning(done.note)
 
 
 def _captioned_images(licence: str, name: str) -> None:
@@ -143,7 +133,7 @@ def render() -> None:
     with runtime.reported():
         gate.allow("licenses:read")
         with runtime.platform().sessions() as session:
-            active = [r["name"] for r in licences.list_all(session) if r["status"] == "active"]
+            active = [r.name for r in licences.list_all(session) if r.status == "active"]
         left, right = st.columns(2)
         licence = left.selectbox("Licence", active, index=None, placeholder="Choose a licence")
         name = right.text_input("Collection", value="default")

@@ -26,7 +26,7 @@ def _log() -> list[dict[str, Any]]:
     what = label.text_input("Predicted label")
     gate.allow("licenses:read")
     with runtime.platform().sessions() as session:
-        names = collection.facets(session)["licences"]
+        names = collection.facets(session)["licenses"]
     influenced_by = licence.selectbox("Influenced by licence", names, index=None)
     since = until = None
     if len(period) == 2:

@@ -84,7 +84,7 @@ def _stored_image(pair_id: int) -> tuple[str, bytes]:
 def _label_set_names() -> list[str]:
     gate.allow("labelsets:read")
     with runtime.platform().sessions() as session:
-        return [s["name"] for s in labelsets.list_all(session)]
+        return [s.name for s in labelsets.list_all(session)]
 
 
 def _labels_input(names: list[str] | None) -> str | tuple[list[str], str] | None:
@@ -108,10 +108,10 @@ def _candidates(chosen: str | tuple[list[str], str]) -> Candidates:
 def _options() -> classify.Options:
     settings = runtime.platform().settings
     with st.expander("ASIF settings"):
-        k = st.number_input("k (anchors kept per representation)", 1, 10_000, settings.k)
-        p = st.number_input("p (exponent)", 0.5, 64.0, float(settings.p), step=0.5)
+        k = st.number_input("k (anchors kept per representation)", *classify.K_RANGE, settings.k)
+        p = st.number_input("p (exponent)", *classify.P_RANGE, float(settings.p), step=0.5)
         aggregation = st.selectbox("Templates combine by", ["max", "mean"])
-    return classify.Options(k=int(k), p=float(p), aggregation=aggregation)
+    return classify.Options.of(settings, k=int(k), p=float(p), aggregation=aggregation)
 
 
 def _request_form() -> None:
@@ -236,7 +236,7 @@ def _evidence_actions(result: dict[str, Any], request: _Request) -> None:
         with runtime.platform().sessions.begin() as session:
             done = licences.revoke(session, licence=licence, reason=reason, actor=who.name)
         _rerun_after_action(
-            request, f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model."
+            request, f"Revoked {done.license}: {done.pairs_removed} pairs left the model."
         )
     if delete:
         who = gate.allow("pairs:delete")

@@ -22,7 +22,7 @@ def render() -> None:
             facets = collection.facets(session)
         text, licence, name, source, status = st.columns([3, 2, 2, 3, 2])
         caption = text.text_input("Caption contains")
-        chosen_licence = licence.selectbox("Licence", facets["licences"], index=None)
+        chosen_licence = licence.selectbox("Licence", facets["licenses"], index=None)
         chosen_collection = name.selectbox("Collection", facets["collections"], index=None)
         chosen_source = source.selectbox("Source", facets["sources"], index=None)
         chosen_status = status.selectbox("Status", facets["statuses"], index=None)
@@ -47,7 +47,7 @@ def render() -> None:
         st.caption(f"{found['total']} pairs match; page {page} shows {len(found['pairs'])}.")
         columns = {
             "caption": "caption",
-            "licence": "licence",
+            "license": "licence",
             "collection": "collection",
             "status": "status",
             "added_at": st.column_config.DatetimeColumn("added", format="YYYY-MM-DD HH:mm"),

@@ -61,7 +61,7 @@ def _act(rows: list[dict[str, Any]], key: str) -> None:
         with runtime.reported(), sessions.begin() as session:
             who = gate.allow("licenses:write")
             done = curation.revoke_licences(session, pair_ids=chosen, actor=who.name, reason=reason)
-            names = ", ".join(r["license"] for r in done["revoked"]) or "none (already revoked)"
+            names = ", ".join(r.license for r in done.revoked) or "none (already revoked)"
             st.session_state["curate.done"] = f"Revoked licences: {names}."
     _rerun_if_done()
 

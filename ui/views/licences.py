@@ -2,21 +2,20 @@
 erase (for good, confirmed by typing the name) with its report; the impact report (the
 predictions a licence carried, re-run now without its pairs)."""
 
-from typing import Any
-
 import gate
 import runtime
 import streamlit as st
 
+from asifdb.schemas.licenses import License
 from asifdb.services import erasure, impact, licences
 
 # What the page needs (the API's permission name; None: any signed-in key).
 PERMISSION = "licenses:read"
 
 
-def _table(rows: list[dict[str, Any]]) -> None:
+def _table(rows: list[License]) -> None:
     st.dataframe(
-        rows,
+        [row.model_dump() for row in rows],
         hide_index=True,
         column_order=[
             "id",
@@ -58,55 +57,54 @@ def _create() -> None:
             st.rerun()
 
 
-def _revoke_or_restore(licence: dict[str, Any]) -> None:
+def _revoke_or_restore(licence: License) -> None:
     allowed = gate.may("licenses:write")
-    if licence["status"] == "active":
+    if licence.status == "active":
         with st.form("licences.revoke"):
             reason = st.text_input("Reason (kept in the audit log)", key="licences.reason")
             revoke = st.form_submit_button(
-                f"Revoke {licence['name']}", type="primary", disabled=not allowed
+                f"Revoke {licence.name}", type="primary", disabled=not allowed
             )
         if revoke:
             with runtime.reported():
                 who = gate.allow("licenses:write")
                 with runtime.platform().sessions.begin() as session:
                     done = licences.revoke(
-                        session, licence=licence["id"], reason=reason, actor=who.name
+                        session, licence=licence.id, reason=reason, actor=who.name
                     )
                 st.session_state["licences.done"] = (
-                    f"Revoked {done['license']}: {done['pairs_removed']} pairs left the model "
-                    f"(model version {done['model_version']})."
+                    f"Revoked {done.license}: {done.pairs_removed} pairs left the model "
+                    f"(model version {done.model_version})."
                 )
                 st.rerun()
         return
-    if licence["status"] == "erased":
+    if licence.status == "erased":
         _erasure_report(licence)
         return
     st.markdown(
-        f"Revoked {licence['revoked_at']:%Y-%m-%d %H:%M} by {licence['revoked_by']}: "
-        f"{licence['reason']}"
+        f"Revoked {licence.revoked_at:%Y-%m-%d %H:%M} by {licence.revoked_by}: {licence.reason}"
     )
     _erase(licence)
-    if st.button(f"Restore {licence['name']}", disabled=not allowed):
+    if st.button(f"Restore {licence.name}", disabled=not allowed):
         with runtime.reported():
             who = gate.allow("licenses:write")
             with runtime.platform().sessions.begin() as session:
-                done = licences.restore(session, licence=licence["id"], actor=who.name)
+                done = licences.restore(session, licence=licence.id, actor=who.name)
             st.session_state["licences.done"] = (
-                f"Restored {done['license']}: {done['pairs_restored']} pairs are back "
-                f"(model version {done['model_version']})."
+                f"Restored {done.license}: {done.pairs_restored} pairs are back "
+                f"(model version {done.model_version})."
             )
             st.rerun()
 
 
-def _erase(licence: dict[str, Any]) -> None:
+def _erase(licence: License) -> None:
     """Erasure, for a revoked licence: what will be lost, then the name typed to confirm."""
     if not gate.may("licenses:erase"):
         return
-    with st.expander(f"Erase {licence['name']} for good"):
+    with st.expander(f"Erase {licence.name} for good"):
         gate.allow("licenses:erase")
         with runtime.platform().sessions() as session:
-            preview = erasure.preview(session, licence=licence["id"])
+            preview = erasure.preview(session, licence=licence.id)
         st.warning(
             f"Erasing removes for good {preview.pairs} pairs (captions and embeddings) and "
             f"{preview.images} images from the platform; "
@@ -115,7 +113,7 @@ def _erase(licence: dict[str, Any]) -> None:
         )
         with st.form("licences.erase"):
             reason = st.text_input("Reason (kept in the audit log)", key="licences.erase_reason")
-            typed = st.text_input(f"Type {licence['name']} to confirm", key="licences.confirm")
+            typed = st.text_input(f"Type {licence.name} to confirm", key="licences.confirm")
             go = st.form_submit_button("Erase", type="primary")
         if go:
             with runtime.reported():
@@ -123,7 +121,7 @@ def _erase(licence: dict[str, Any]) -> None:
                 with st.spinner("Erasing: removing, rewriting the tables, checking…"):
                     report = erasure.erase_on(
                         runtime.platform(),
-                        licence=licence["id"],
+                        licence=licence.id,
                         reason=reason,
                         actor=who.name,
                         confirm=typed,
@@ -136,9 +134,9 @@ def _erase(licence: dict[str, Any]) -> None:
                 st.rerun()
 
 
-def _erasure_report(licence: dict[str, Any]) -> None:
+def _erasure_report(licence: License) -> None:
     with runtime.platform().sessions() as session:
-        report = erasure.report(session, licence=licence["id"])
+        report = erasure.report(session, licence=licence.id)
     st.markdown(
         f"Erased by {report.erased_by} ({report.status}, model version "
         f"{report.model_version}): {report.reason}"
@@ -158,7 +156,7 @@ def _erasure_report(licence: dict[str, Any]) -> None:
     st.markdown("\n".join(f"- {line}" for line in report.not_erased))
 
 
-def _impact(licence: dict[str, Any]) -> None:
+def _impact(licence: License) -> None:
     sample = st.number_input("Predictions to re-run", 1, 200, 20)
     if not st.button("Impact report", disabled=not gate.may("impact:read")):
         return
@@ -170,7 +168,7 @@ def _impact(licence: dict[str, Any]) -> None:
             live=platform.live,
             encoders=platform.encoders,
             blobs=platform.blobs,
-            licence=licence["id"],
+            licence=licence.id,
             sample=int(sample),
         )
     pairs, usable, influenced, changed = st.columns(4)
@@ -208,7 +206,7 @@ def render() -> None:
         _table(rows)
         _create()
         if rows:
-            by_name = {row["name"]: row for row in rows}
+            by_name = {row.name: row for row in rows}
             chosen = by_name[st.selectbox("Licence", list(by_name), key="licences.chosen")]
             _revoke_or_restore(chosen)
             st.subheader("Impact")

@@ -8,7 +8,9 @@ with 422 by validation, before any handler runs.
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from asifdb.schemas.common import Problem
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: pairs, jobs, predictions
 MAX_SMALL_ID = 2**31 - 1  # PostgreSQL integer: licences, label sets
@@ -36,12 +38,6 @@ ServerPath = Annotated[
 ]
 # A caption template: where the class name goes is marked {}.
 Template = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\{\}")]
-
-
-class Problem(BaseModel):
-    """An error: `detail` says why, in words (or, for a malformed request, lists each field)."""
-
-    detail: str | list[dict[str, Any]]
 
 
 _ERRORS = {

@@ -176,6 +176,8 @@ class Pair(Base):
         UniqueConstraint("collection", "image_sha256", "caption"),
         _one_of("status", PAIR_STATUSES),
         Index("ix_pairs_license_id", "license_id"),
+        # Whether any pair still holds a blob (blob_refs): one probe, not a scan per blob.
+        Index("ix_pairs_blob_uri", "blob_uri"),
     )
 
     # Registered by a trigger on insert (deferred check): the id outlives the row as history.
@@ -337,7 +339,10 @@ class Prediction(Base):
     """A recorded prediction with the model settings it ran under."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_input_sha256", "input_sha256"),  # kept query images (blob_refs)
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     created_at: Mapped[datetime] = _now()

@@ -10,12 +10,13 @@ keeps the file, or it runs first and the new reference's transaction writes the 
 The locks are PostgreSQL transaction-level advisory locks, released at commit or rollback.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from asifdb.blobs import BlobStore, blob_uri
+from asifdb.blobs import BlobStore, blob_uri, sha256_of_uri
 from asifdb.db.models import Pair, Prediction
 
 # The first key of the two-key advisory locks this module takes ("asif" in ASCII).
@@ -35,11 +36,20 @@ def hold(session: Session, sha256s: Iterable[str]) -> None:
         )
 
 
-def referenced(session: Session, sha256: str) -> bool:
-    """A live pair keeps the blob as its image, or a prediction as its query image."""
-    pairs = select(func.count()).select_from(Pair).where(Pair.blob_uri == blob_uri(sha256))
-    kept = select(func.count()).select_from(Prediction).where(Prediction.input_sha256 == sha256)
-    return bool(session.scalar(pairs) or session.scalar(kept))
+def referenced(session: Session, sha256s: Sequence[str]) -> set[str]:
+    """Those of the blobs a live pair keeps as its image, or a prediction as its query image
+    (two index probes per blob: `ix_pairs_blob_uri`, `ix_predictions_input_sha256`)."""
+    uris = [blob_uri(sha) for sha in sha256s]
+    held = {
+        sha256_of_uri(uri)
+        for uri in session.scalars(select(Pair.blob_uri).where(Pair.blob_uri.in_(uris)))
+    }
+    held.update(
+        session.scalars(
+            select(Prediction.input_sha256).where(Prediction.input_sha256.in_(list(sha256s)))
+        )
+    )
+    return held
 
 
 def remove_if_unreferenced(
@@ -49,11 +59,44 @@ def remove_if_unreferenced(
     references it any more. Returns whether it was removed."""
     if sha256 is None:
         return False
-    with sessions.begin() as session:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:sha))"),
-            {"ns": _NAMESPACE, "sha": sha256},
-        )
-        if referenced(session, sha256):
-            return False
-        return blobs.delete(sha256)
+    return remove_unreferenced(sessions, blobs, [sha256]).removed == 1
+
+
+@dataclass(frozen=True)
+class Removal:
+    removed: int  # unlinked now
+    kept: int  # still referenced, left in the store
+    absent: int  # neither referenced nor in the store (already gone)
+
+
+def remove_unreferenced(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    sha256s: Iterable[str],
+    *,
+    chunk: int = 1000,
+) -> Removal:
+    """Remove every one of the blobs that nothing references once the changes that dropped
+    their references have committed; `chunk` blobs per transaction, each locked exclusively
+    (in one order, as `hold` takes them) before its references are counted."""
+    shas = sorted(set(sha256s))
+    removed = kept = absent = 0
+    for start in range(0, len(shas), chunk):
+        part = shas[start : start + chunk]
+        with sessions.begin() as session:
+            session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(:ns, hashtext(s)) "
+                    "FROM unnest(CAST(:shas AS text[])) AS s ORDER BY s"
+                ),
+                {"ns": _NAMESPACE, "shas": part},
+            )
+            held = referenced(session, part)
+            for sha in part:
+                if sha in held:
+                    kept += blobs.exists(sha)
+                elif blobs.delete(sha):
+                    removed += 1
+                else:
+                    absent += 1
+    return Removal(removed, kept, absent)

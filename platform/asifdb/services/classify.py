@@ -23,12 +23,17 @@ from asifdb.services import blob_refs, predictions
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders, require_encoders
 from asifdb.services.predictions import Evidence
+from asifdb.settings import Settings
 
 MAX_IMAGES = 64
 # Past this many usable pairs `auto` uses HNSW: below it the exact scan is faster at full
 # agreement, while HNSW (m = 16) stays under 98 % top-1 agreement (docs/benchmarks-ann.md).
 AUTO_ANN_ABOVE = 1_000_000
 EVIDENCE_SHOWN = 10
+# The bounds of ASIF's k (anchors kept per representation) and p (the exponent), the one
+# place every adapter takes them from (API forms, CLI options, UI inputs).
+K_RANGE = (1, 10_000)
+P_RANGE = (1.0, 64.0)
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,34 @@ class Options:
     method: Literal["exact", "ann", "auto"] = "auto"
     exclude_pairs: frozenset[int] = field(default_factory=frozenset)
 
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        *,
+        k: int | None = None,
+        p: float | None = None,
+        aggregation: str = "max",
+        method: str = "auto",
+    ) -> "Options":
+        """The options a request asks for, the settings' K and P where it gives none; checked."""
+        options = cls(
+            k=settings.k if k is None else k,
+            p=settings.p if p is None else p,
+            aggregation=aggregation,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+        )
+        options.check()
+        return options
+
     def check(self) -> None:
-        if not 1 <= self.k <= 10_000:
-            raise InvalidInput(f"k = {self.k}: use 1 to 10000")
-        if not 1 <= self.p <= 64:
-            raise InvalidInput(f"p = {self.p}: use a value in [1, 64] (the paper's p >= 1)")
+        if not K_RANGE[0] <= self.k <= K_RANGE[1]:
+            raise InvalidInput(f"k = {self.k}: use {K_RANGE[0]} to {K_RANGE[1]}")
+        if not P_RANGE[0] <= self.p <= P_RANGE[1]:
+            raise InvalidInput(
+                f"p = {self.p}: use a value in [{P_RANGE[0]:g}, {P_RANGE[1]:g}] "
+                "(the paper's p >= 1)"
+            )
         if self.aggregation not in ("max", "mean"):
             raise InvalidInput(f"aggregation {self.aggregation!r}: use 'max' or 'mean'")
         if self.method not in ("exact", "ann", "auto"):

@@ -43,7 +43,7 @@ _JUNK = ("__MACOSX", "Thumbs.db")
 def facets(session: Session) -> dict[str, list[str]]:
     """The values the collection can be filtered by: licences, collections, sources, statuses."""
     return {
-        "licences": list(session.scalars(select(License.name).order_by(License.name))),
+        "licenses": list(session.scalars(select(License.name).order_by(License.name))),
         "collections": list(
             session.scalars(select(Pair.collection).distinct().order_by(Pair.collection))
         ),
@@ -86,7 +86,7 @@ def search(
             Pair.source_uri,
             Pair.job_id,
             Pair.added_at,
-            License.name.label("licence"),
+            License.name.label("license"),
             _pair_state.label("state"),
         )
         .join(License, License.id == Pair.license_id)

@@ -16,6 +16,7 @@ from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
 from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.schemas.curation import LicensesRevoked
 from asifdb.services import labelsets, licences, model
 from asifdb.services.evaluation import Labelled
 from asifdb.services.model import Encoders
@@ -285,7 +286,7 @@ def fit_status(session: Session) -> dict[str, Any]:
 
 _PAIR_COLUMNS = (
     "u.id AS pair_id, u.caption, u.collection, u.source_key, u.width, u.height, "
-    "l.name AS licence, (r.pair_id IS NOT NULL) AS marked"
+    "l.name AS license, (r.pair_id IS NOT NULL) AS marked"
 )
 
 
@@ -671,8 +672,8 @@ def reviews(session: Session, *, limit: int = 50, offset: int = 0) -> dict[str, 
     _page(limit, offset)
     rows = session.execute(
         text(
-            "SELECT p.id AS pair_id, p.caption, p.status, p.status_reason, l.name AS licence, "
-            "l.status AS licence_status, (u.id IS NOT NULL) AS usable, r.marked_by, r.marked_at, "
+            "SELECT p.id AS pair_id, p.caption, p.status, p.status_reason, l.name AS license, "
+            "l.status AS license_status, (u.id IS NOT NULL) AS usable, r.marked_by, r.marked_at, "
             "r.reason, f.fit FROM review_marks r JOIN pairs p ON p.id = r.pair_id "
             "JOIN licenses l ON l.id = p.license_id "
             "LEFT JOIN usable_pairs u ON u.id = p.id LEFT JOIN pair_fit f ON f.pair_id = p.id "
@@ -750,7 +751,7 @@ def restore(
 
 def revoke_licences(
     session: Session, *, pair_ids: list[int], actor: str, reason: str | None
-) -> dict[str, Any]:
+) -> LicensesRevoked:
     """Revoke the licence(s) the pairs were added under: all their pairs leave the model."""
     ids = _ids(pair_ids)
     why = _reason(reason)
@@ -762,4 +763,4 @@ def revoke_licences(
         ).scalar_one()
         if status == "active":
             done.append(licences.revoke(session, licence=licence_id, reason=why, actor=actor))
-    return {"revoked": done}
+    return LicensesRevoked(revoked=done)

@@ -511,13 +511,8 @@ def _scrub_and_report(
 
     say(f"removing {len(candidates)} images from the blob store (unless other pairs hold them)")
     mark = time.perf_counter()
-    gone = kept = 0
-    for sha in candidates:
-        if blob_refs.remove_if_unreferenced(sessions, blobs, sha):
-            gone += 1
-        elif blobs.exists(sha):
-            kept += 1
-    removed["blobs_removed"], removed["blobs_kept_shared"] = gone, kept
+    removal = blob_refs.remove_unreferenced(sessions, blobs, candidates)
+    removed["blobs_removed"], removed["blobs_kept_shared"] = removal.removed, removal.kept
     timings["blobs"] = round(time.perf_counter() - mark, 3)
 
     say("rewriting the tables that held the data (VACUUM FULL) and checkpointing")
@@ -620,7 +615,8 @@ def _blob_checks(
 ) -> list[Check]:
     present = [sha for sha in candidates if blobs.exists(sha)]
     with sessions() as session:
-        unheld = [sha for sha in present if not blob_refs.referenced(session, sha)]
+        held = blob_refs.referenced(session, present)
+    unheld = [sha for sha in present if sha not in held]
     return [
         Check(
             "the licence's images absent from the blob store",

@@ -1,5 +1,6 @@
 """Label sets: named candidate classes with caption templates, and checking ad-hoc ones."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 from asifdb.db.models import AuditEvent, LabelSet
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.prompts import TEMPLATE_SETS
+from asifdb.schemas.labelsets import LabelSet as LabelSetOut
 
 MAX_CLASSES = 1000
 MAX_TEMPLATES = 100
@@ -108,8 +110,28 @@ def get(session: Session, *, name: str) -> Candidates:
     )
 
 
-def list_all(session: Session) -> list[dict[str, object]]:
-    return [
-        {"id": s.id, "name": s.name, "classes": s.classes, "templates": s.templates}
-        for s in session.scalars(select(LabelSet).order_by(LabelSet.id))
-    ]
+def candidates(
+    session: Session,
+    *,
+    labels: Sequence[str] | None = None,
+    label_set: str | None = None,
+    templates: list[str] | str | None = None,
+) -> Candidates:
+    """What a request classifies among: its own labels (with a template set or its own
+    templates) or a stored label set, never both (the one place that rule is kept)."""
+    if label_set and labels:
+        raise InvalidInput("pass labels or a label_set, not both")
+    if label_set:
+        return get(session, name=label_set)
+    return check(list(labels or []), templates)
+
+
+def list_all(session: Session) -> list[LabelSetOut]:
+    return [out(s) for s in session.scalars(select(LabelSet).order_by(LabelSet.id))]
+
+
+def out(stored: LabelSet) -> LabelSetOut:
+    """A stored label set as the contract shows it."""
+    return LabelSetOut(
+        id=stored.id, name=stored.name, classes=stored.classes, templates=stored.templates
+    )

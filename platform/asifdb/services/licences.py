@@ -1,13 +1,13 @@
 """Licence use cases: create, list, look up (revocation and restore live here too)."""
 
-from typing import Any
-
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from asifdb.db.models import AuditEvent, License, Pair
 from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.schemas.licenses import License as LicenseOut
+from asifdb.schemas.licenses import LicenseRestored, LicenseRevoked
 from asifdb.services import model
 
 
@@ -49,7 +49,7 @@ def get_by_name(session: Session, *, name: str) -> License:
     return licence
 
 
-def list_all(session: Session) -> list[dict[str, Any]]:
+def list_all(session: Session) -> list[LicenseOut]:
     """Every licence with its pair counts (all pairs, and those usable now)."""
     usable = dict(
         session.execute(text("SELECT license_id, count(*) FROM usable_pairs GROUP BY 1")).all()
@@ -62,18 +62,18 @@ def list_all(session: Session) -> list[dict[str, Any]]:
         ).all()
     )
     return [
-        {
-            "id": lic.id,
-            "name": lic.name,
-            "holder": lic.holder,
-            "terms_url": lic.terms_url,
-            "status": lic.status,
-            "pairs": total.get(lic.id, 0),
-            "usable_pairs": usable.get(lic.id, 0),
-            "revoked_at": lic.revoked_at,
-            "revoked_by": lic.revoked_by,
-            "reason": lic.reason,
-        }
+        LicenseOut(
+            id=lic.id,
+            name=lic.name,
+            holder=lic.holder,
+            terms_url=lic.terms_url,
+            status=lic.status,
+            pairs=total.get(lic.id, 0),
+            usable_pairs=usable.get(lic.id, 0),
+            revoked_at=lic.revoked_at,
+            revoked_by=lic.revoked_by,
+            reason=lic.reason,
+        )
         for lic in session.scalars(select(License).order_by(License.id))
     ]
 
@@ -112,7 +112,7 @@ def _pair_ids(session: Session, licence_id: int, *, usable: bool) -> list[int]:
     )
 
 
-def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> dict[str, Any]:
+def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> LicenseRevoked:
     """Revoke a licence: its pairs leave the model in this same transaction (a new version)."""
     if not reason or not reason.strip():
         raise InvalidInput("a revocation needs a reason (it is kept in the audit log)")
@@ -137,17 +137,14 @@ def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> 
             details={"name": lic.name, "pairs": len(leaving)},
         )
     )
-    return {
-        "license": lic.name,
-        "status": "revoked",
-        "pairs_removed": len(leaving),
-        "model_version": version,
-    }
+    return LicenseRevoked(
+        license=lic.name, status="revoked", pairs_removed=len(leaving), model_version=version
+    )
 
 
 def restore(
     session: Session, *, licence: str | int, actor: str, reason: str | None = None
-) -> dict[str, Any]:
+) -> LicenseRestored:
     """Restore a revoked licence: its pairs return to the model in this transaction."""
     lic = _locked(session, licence)
     if lic.status == "active":
@@ -172,9 +169,6 @@ def restore(
             details={"name": lic.name, "pairs": len(returning)},
         )
     )
-    return {
-        "license": lic.name,
-        "status": "active",
-        "pairs_restored": len(returning),
-        "model_version": version,
-    }
+    return LicenseRestored(
+        license=lic.name, status="active", pairs_restored=len(returning), model_version=version
+    )

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import server_folder
 from tests.integration.api.conftest import Api
-from tests.integration.erasure.test_erasure import _pgdata
 from tests.samples import copy_samples, ingest_now
 
 
 @pytest.fixture
 def api_settings(db_url: str) -> dict[str, object]:
-    return {"server_data_dir": _pgdata(db_url)}
+    return {"server_data_dir": server_folder(db_url)}
 
 
 def test_only_a_steward_erases_a_revoked_licence_confirmed_by_name(

@@ -60,7 +60,7 @@ def test_roles_lists_and_acts(api: str, seeded: Seeded) -> None:
     assert steward.post("/v1/curation/fit", json={}).json()["scored"] == 65
     page = auditor.get("/v1/curation/mismatches", params={"limit": 5}).json()
     assert len(page["items"]) == 5 and page["scored"] == 65
-    noisy = [r["pair_id"] for r in page["items"] if r["licence"] == NOISY]
+    noisy = [r["pair_id"] for r in page["items"] if r["license"] == NOISY]
     assert len(noisy) == 3
     assert auditor.get("/v1/curation/mismatches", params={"limit": 501}).status_code == 422
 

@@ -30,7 +30,7 @@ def test_fit_list_reject_restore(seeded: Seeded, tmp_path: Path) -> None:
     assert f"scored 65 of 65 usable pairs in the encoders' spaces, k = {K}, p = 8 " in scored.stdout
     listed = run("mismatches", "--limit", "5", "--json")
     items = json.loads(listed.stdout)["items"]
-    noisy = [str(r["pair_id"]) for r in items if r["licence"] == NOISY]
+    noisy = [str(r["pair_id"]) for r in items if r["license"] == NOISY]
     assert len(noisy) == 3
 
     refused = run("reject", *noisy)

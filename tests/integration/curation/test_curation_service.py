@@ -38,7 +38,7 @@ def test_swapped_captions_come_first_and_leave_with_their_licence(
     # The three mislabelled pairs are among the five worst of 65 (a genuine CIFAR pair that
     # looks like another class may rank among them: 32x32 photos are hard).
     worst = _mismatches(platform, limit=5)
-    noisy = [r for r in worst["items"] if r["licence"] == NOISY]
+    noisy = [r for r in worst["items"] if r["license"] == NOISY]
     assert {r["caption"] for r in noisy} == seeded.noisy_captions
     assert worst["unscored"] == 0
     # Paginated: the second page continues the first, in the same order.
@@ -54,7 +54,7 @@ def test_swapped_captions_come_first_and_leave_with_their_licence(
             session, pair_ids=[noisy[0]["pair_id"]], actor="steward", reason="mislabelled"
         )
     after = _mismatches(platform, limit=500)
-    assert NOISY not in {r["licence"] for r in after["items"]}
+    assert NOISY not in {r["license"] for r in after["items"]}
     assert len(after["items"]) == 62
 
 
@@ -121,7 +121,7 @@ def test_near_duplicates_group_the_reencoded_copies_with_their_originals(
     for group in page["groups"]:
         members = group["pairs"]
         assert len(members) == 2 and sum(m["keeper"] for m in members) == 1
-        assert {m["licence"] for m in members} == {"cifar", "copies"}
+        assert {m["license"] for m in members} == {"cifar", "copies"}
         keeper = next(m for m in members if m["keeper"])
         assert keeper["fit"] == max(m["fit"] for m in members)
         assert {shas[m["pair_id"]] for m in members} & set(seeded.copied)

@@ -17,17 +17,11 @@ from asifdb.services import classify, erasure, labelsets, licences
 from asifdb.services import retrieve as retrieve_service
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from tests.conftest import setup_url
+from tests.conftest import server_folder, setup_url
 from tests.samples import add_member, copy_samples, ingest_now
 
 GONE, KEPT = "withdrawn", "kept"
 N = 10
-
-
-def server_folder(db_url: str) -> Path:
-    url = make_url(setup_url(db_url)).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
-        return Path(conn.execute("SHOW data_directory").fetchone()[0])
 
 
 def database_files(db_url: str) -> list[Path]:

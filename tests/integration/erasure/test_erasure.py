@@ -13,6 +13,7 @@ from sqlalchemy import text
 from asifdb.context import Platform
 from asifdb.errors import Conflict
 from asifdb.services import erasure, ingestion, licences, predictions
+from tests.conftest import server_folder
 from tests.integration.erasure.conftest import (
     GONE,
     KEPT,
@@ -23,7 +24,6 @@ from tests.integration.erasure.conftest import (
     make_shard,
     pairs_found,
     revoke_gone,
-    server_folder,
     use_model,
 )
 from tests.samples import TEST_ROOTS, asifdb_cli, cli_env

@@ -19,6 +19,7 @@ from asifdb.db import roles
 from asifdb.db.session import make_engine, with_user
 from asifdb.errors import Conflict
 from asifdb.services import audit_chain, ingestion, licences
+from tests.conftest import server_folder
 from tests.integration.erasure.conftest import (
     GONE,
     KEPT,
@@ -26,7 +27,6 @@ from tests.integration.erasure.conftest import (
     erase_gone,
     make_shard,
     revoke_gone,
-    server_folder,
 )
 from tests.samples import TEST_ROOTS
 

@@ -17,7 +17,7 @@ from asifdb.anchors.store import fetch_binary
 from asifdb.context import Platform
 from asifdb.db.session import make_engine
 from asifdb.services import curation, reencode
-from tests.conftest import setup_url
+from tests.conftest import server_folder, setup_url
 from tests.integration.erasure.conftest import (
     GONE,
     N,
@@ -29,7 +29,6 @@ from tests.integration.erasure.conftest import (
     erase_gone,
     pairs_found,
     revoke_gone,
-    server_folder,
 )
 
 

@@ -15,7 +15,7 @@ from asifdb.errors import Forbidden
 from asifdb.services import ingestion, licences
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from tests.samples import asifdb_cli, cli_env
+from tests.samples import asifdb_cli, cli_env, process_job
 
 SECRET = "the-secret-caption-line"
 
@@ -61,14 +61,7 @@ def test_a_hostile_jsonl_ends_in_rejects_and_relative_paths(
             license_name="cats",
             actor="test",
         )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    for batch in batches:
-        ingestion.process_batch(
-            sessions=platform.sessions,
-            blobs=platform.blobs,
-            encoders=platform.encoders,
-            batch_id=batch,
-        )
+    process_job(platform, job.id)
     with platform.sessions() as session:
         job_id = session.scalars(select(Job.id)).one()
         report = ingestion.job_report(session, job_id=job_id)

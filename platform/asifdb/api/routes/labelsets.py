@@ -1,12 +1,13 @@
 """`/v1/label-sets`: named candidate classes with their caption templates."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import LimitsDep, SessionDep, allowed
 from asifdb.api.params import Name
+from asifdb.schemas.labelsets import LabelSet
 from asifdb.services import labelsets
 from asifdb.services.keys import Principal
 
@@ -24,7 +25,7 @@ class LabelSetCreate(BaseModel):
 @router.get("", summary="Every stored label set")
 def list_label_sets(
     session: SessionDep, _: Annotated[Principal, Depends(allowed("labelsets:read"))]
-) -> list[dict[str, Any]]:
+) -> list[LabelSet]:
     return labelsets.list_all(session)
 
 
@@ -34,16 +35,11 @@ def create_label_set(
     session: SessionDep,
     limits: LimitsDep,
     who: Annotated[Principal, Depends(allowed("labelsets:write"))],
-) -> dict[str, Any]:
+) -> LabelSet:
     # Stored only if a classification may use it whole (the same limits as an ad-hoc one).
     checked = labelsets.check(body.classes, body.templates)
     limits.check_candidates(checked.classes, checked.templates, field="classes")
     created = labelsets.create(
         session, name=body.name, classes=body.classes, templates=body.templates, actor=who.name
     )
-    return {
-        "id": created.id,
-        "name": created.name,
-        "classes": created.classes,
-        "templates": created.templates,
-    }
+    return labelsets.out(created)

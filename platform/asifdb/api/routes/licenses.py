@@ -1,7 +1,6 @@
 """`/v1/licenses`: list, create, revoke (reason required), restore, erase (with its report)."""
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -9,6 +8,14 @@ from pydantic import BaseModel, Field
 
 from asifdb.api.deps import HeavyDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import NON_BLANK, LicenceId, Name
+from asifdb.schemas.licenses import (
+    ErasurePreview,
+    ErasureReport,
+    License,
+    LicenseCreated,
+    LicenseRestored,
+    LicenseRevoked,
+)
 from asifdb.services import erasure, licences
 from asifdb.services.keys import Principal
 
@@ -38,52 +45,10 @@ class ErasureRequest(BaseModel):
     confirm: Name = Field(description="The licence's name, typed again: erasure is irreversible.")
 
 
-class ErasurePreview(BaseModel):
-    """What erasing the licence would remove."""
-
-    license: str
-    status: str
-    pairs: int
-    images: int
-    predictions_with_evidence: int
-    erasable: bool
-    why_not: str | None
-
-
-class ErasureCheck(BaseModel):
-    name: str
-    passed: bool
-    detail: str
-    found_before: int | None
-    found_after: int | None
-
-
-class ErasureReport(BaseModel):
-    """What an erasure removed, the checks that it is gone, and what it cannot erase."""
-
-    license: str
-    erasure_id: int
-    status: str
-    passed: bool
-    reason: str
-    erased_by: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    model_version: int
-    removed: dict[str, int]
-    checks: list[ErasureCheck]
-    not_erased: list[str]
-    seconds: dict[str, float]
-
-    @classmethod
-    def of(cls, report: erasure.ErasureReport) -> "ErasureReport":
-        return cls.model_validate(report.as_json())
-
-
 @router.get("", summary="Every licence with its status and pair counts")
 def list_licenses(
     session: SessionDep, _: Annotated[Principal, Depends(allowed("licenses:read"))]
-) -> list[dict[str, Any]]:
+) -> list[License]:
     return licences.list_all(session)
 
 
@@ -92,11 +57,11 @@ def create_license(
     body: LicenseCreate,
     session: SessionDep,
     who: Annotated[Principal, Depends(allowed("licenses:write"))],
-) -> dict[str, Any]:
+) -> LicenseCreated:
     lic = licences.create(
         session, name=body.name, actor=who.name, holder=body.holder, terms_url=body.terms_url
     )
-    return {"id": lic.id, "name": lic.name, "status": "active"}
+    return LicenseCreated(id=lic.id, name=lic.name, status="active")
 
 
 @router.post("/{license_id}/revoke", summary="Revoke: its pairs leave the model at once")
@@ -105,7 +70,7 @@ def revoke_license(
     body: Revocation,
     session: SessionDep,
     who: Annotated[Principal, Depends(allowed("licenses:write"))],
-) -> dict[str, Any]:
+) -> LicenseRevoked:
     return licences.revoke(session, licence=license_id, reason=body.reason, actor=who.name)
 
 
@@ -115,7 +80,7 @@ def restore_license(
     session: SessionDep,
     who: Annotated[Principal, Depends(allowed("licenses:write"))],
     body: Restoration | None = None,
-) -> dict[str, Any]:
+) -> LicenseRestored:
     reason = body.reason if body else None
     return licences.restore(session, licence=license_id, actor=who.name, reason=reason)
 
@@ -123,7 +88,6 @@ def restore_license(
 @router.get(
     "/{license_id}/erasure-preview",
     summary="What erasing the licence would remove",
-    response_model=ErasurePreview,
 )
 def erasure_preview(
     license_id: LicenceId,
@@ -136,7 +100,6 @@ def erasure_preview(
 @router.post(
     "/{license_id}/erase",
     summary="Erase a revoked licence's data for good, with the report that checks it is gone",
-    response_model=ErasureReport,
 )
 async def erase_license(
     license_id: LicenceId,
@@ -148,7 +111,7 @@ async def erase_license(
     report = await heavy.run(
         _erase, platform=platform, licence=license_id, body=body, actor=who.name
     )
-    return ErasureReport.of(report)
+    return ErasureReport.model_validate(report.as_json())
 
 
 def _erase(
@@ -162,11 +125,10 @@ def _erase(
 @router.get(
     "/{license_id}/erasure-report",
     summary="The stored report of the licence's erasure",
-    response_model=ErasureReport,
 )
 def erasure_report(
     license_id: LicenceId,
     session: SessionDep,
     _: Annotated[Principal, Depends(allowed("licenses:read"))],
 ) -> ErasureReport:
-    return ErasureReport.of(erasure.report(session, licence=license_id))
+    return ErasureReport.model_validate(erasure.report(session, licence=license_id).as_json())

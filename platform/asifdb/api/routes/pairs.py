@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from asifdb.api.deps import LimitsDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import NON_BLANK, Id
 from asifdb.blobs import BlobStore
-from asifdb.services import ingestion, pairs, uploads
+from asifdb.schemas.pairs import Job, JobAccepted, Pair, PairDeleted
+from asifdb.services import ingestion, pairs, submit, uploads
 from asifdb.services.keys import Principal
 from asifdb.services.uploads import UploadLimits
 
@@ -35,9 +36,7 @@ def upload_pairs(
         Form(min_length=1, max_length=200, pattern=NON_BLANK, description="The licence, by name."),
     ],
     collection: Annotated[str, Form(max_length=200)] = "default",
-) -> dict[str, Any]:
-    from workers.tasks import dispatch
-
+) -> JobAccepted:
     limits.check_texts("captions", captions)
     files = limits.read_images(images, field="images", most="upload_files")
     staged = uploads.stage(
@@ -51,29 +50,29 @@ def upload_pairs(
             max_total_bytes=limits.upload_bytes,
         ),
     )
-    with platform.sessions.begin() as session:
-        job = ingestion.start_job(
-            session,
-            source=str(staged),
-            roots=[platform.settings.data_dir / "uploads"],
-            kind="jsonl",
-            license_name=license,
-            actor=who.name,
-            collection=collection,
-        )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    dispatch(batches, platform.sessions)
-    return {"job_id": job.id, "total": job.total, "status": job.status}
+    return submit.ingestion_job(
+        platform,
+        source=staged,
+        roots=[platform.settings.data_dir / "uploads"],
+        kind="jsonl",
+        license_name=license,
+        actor=who.name,
+        collection=collection,
+    ).accepted()
 
 
-@router.get("/v1/jobs/{job_id}", summary="A job's progress and its rejected items")
+@router.get(
+    "/v1/jobs/{job_id}", summary="A job's progress and its rejected items", response_model=Job
+)
 def get_job(
     job_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("jobs:read"))]
 ) -> dict[str, Any]:
     return ingestion.job_report(session, job_id=job_id)
 
 
-@router.get("/v1/pairs/{pair_id}", summary="A pair with its provenance and licence")
+@router.get(
+    "/v1/pairs/{pair_id}", summary="A pair with its provenance and licence", response_model=Pair
+)
 def get_pair(
     pair_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("pairs:read"))]
 ) -> dict[str, Any]:
@@ -86,10 +85,10 @@ def delete_pair(
     platform: PlatformDep,
     who: Annotated[Principal, Depends(allowed("pairs:delete"))],
     body: Deletion | None = None,
-) -> dict[str, Any]:
+) -> PairDeleted:
     with platform.sessions.begin() as session:
         blob = pairs.delete(
             session, pair_id=pair_id, actor=who.name, reason=body.reason if body else None
         )
     pairs.remove_blob(platform.sessions, BlobStore(platform.settings.blob_dir), blob)
-    return {"id": pair_id, "deleted": True}
+    return PairDeleted(id=pair_id, deleted=True)

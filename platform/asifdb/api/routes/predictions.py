@@ -6,13 +6,19 @@ from fastapi import APIRouter, Depends, Query
 
 from asifdb.api.deps import HeavyDep, PlatformDep, SessionDep, allowed
 from asifdb.api.params import Id, LicenceId
+from asifdb.schemas.licenses import Impact
+from asifdb.schemas.predictions import Prediction
 from asifdb.services import impact, predictions
 from asifdb.services.keys import Principal
 
 router = APIRouter(tags=["provenance"])
 
 
-@router.get("/v1/predictions/{prediction_id}", summary="A prediction with its evidence pairs")
+@router.get(
+    "/v1/predictions/{prediction_id}",
+    summary="A prediction with its evidence pairs",
+    response_model=Prediction,
+)
 def get_prediction(
     prediction_id: Id,
     session: SessionDep,
@@ -25,6 +31,7 @@ def get_prediction(
 @router.get(
     "/v1/licenses/{license_id}/impact",
     summary="Deletion verification: what the licence's pairs carried, re-run without them",
+    response_model=Impact,
 )
 async def licence_impact(
     license_id: LicenceId,

@@ -11,14 +11,19 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
 from asifdb.context import Platform
 from asifdb.limits import RequestLimits
+from asifdb.schemas.predictions import Retrieval
 from asifdb.services import retrieve as retrieve_service
-from asifdb.services.classify import Options
+from asifdb.services.classify import K_RANGE, P_RANGE, Options
 from asifdb.services.keys import Principal
 
 router = APIRouter(tags=["retrieve"])
 
 
-@router.post("/v1/retrieve", summary="Retrieve captions for an image, or images for a text")
+@router.post(
+    "/v1/retrieve",
+    summary="Retrieve captions for an image, or images for a text",
+    response_model=Retrieval,
+)
 async def retrieve(
     platform: PlatformDep,
     limits: LimitsDep,
@@ -32,8 +37,8 @@ async def retrieve(
         list[UploadFile] | None, File(description="Images to rank.")
     ] = None,
     top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
-    k: Annotated[int | None, Form(ge=1, le=10_000)] = None,
-    p: Annotated[float | None, Form(ge=1, le=64)] = None,
+    k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
+    p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
 ) -> dict[str, Any]:
     limits.check_texts("text", [text] if text else [])
     limits.check_texts("candidate_texts", candidate_texts or [], most="candidate_texts")
@@ -47,7 +52,7 @@ async def retrieve(
         text=text,
         candidate_texts=candidate_texts,
         candidate_images=candidate_images or [],
-        options=Options(k=k or platform.settings.k, p=p or platform.settings.p),
+        options=Options.of(platform.settings, k=k, p=p),
         top=top,
     )
 

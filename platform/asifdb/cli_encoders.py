@@ -1,0 +1,32 @@
+"""`asifdb encoders list`: the encoders this platform knows, where their weights come from, and
+whether they load here without a network. Registered on the `asifdb` app in cli.py."""
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from asifdb.encoders.registry import listed
+from asifdb.wire import to_json
+
+app = typer.Typer(help="The encoders the platform knows: name, modality, width, weights.")
+console = Console(soft_wrap=True)
+
+
+@app.command("list")
+def list_encoders(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every known encoder, and the hub names that pass through."""
+    rows = listed()
+    if as_json:
+        sys.stdout.write(to_json(rows))
+        return
+    for r in rows:
+        offline = "[green]offline here[/]" if r.offline else "[red]not offline here[/]"
+        width = f"{r.dim}-d" if r.dim else "its own width"
+        console.print(f"[bold]{r.name}[/]  {r.modality}, {width}, {offline}")
+        console.print(f"    weights: {r.weights}")
+        if r.aliases:
+            console.print(f"    short names: {', '.join(r.aliases)}")

@@ -1,0 +1,10 @@
+"""`/v1/labelsets`: stored label sets."""
+
+from asifdb.schemas.common import Schema
+
+
+class LabelSet(Schema):
+    id: int
+    name: str
+    classes: list[str]
+    templates: list[str]
