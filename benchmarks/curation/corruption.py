@@ -75,7 +75,9 @@ def _swap(platform: Platform, seed: int = 0) -> dict:
             ),
             {"l": lic.id},
         )
-        model.bump(session, change=f"benchmark: captions swapped between {len(chosen)} pairs")
+        model.change_usable(
+            session, change=f"benchmark: captions swapped between {len(chosen)} pairs", always=True
+        )
     return {"swapped": chosen, "same_class_swaps": int(same_class)}
 
 

@@ -3,7 +3,6 @@
 Parse, call asifdb.services.erasure, render; registered on the `licenses` group in cli.py.
 """
 
-import json
 import sys
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from asifdb.context import platform_at_head
 from asifdb.services import erasure
+from asifdb.wire import to_json
 
 CLI_ACTOR = "cli"
 
@@ -71,7 +71,7 @@ def erasure_report(
 
 def _render(report: erasure.ErasureReport, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+        sys.stdout.write(to_json(report))
         return
     verdict = "[green]all checks passed[/]" if report.passed else "[red]a check failed[/]"
     console.print(

@@ -53,19 +53,21 @@ class ErasurePreview(Schema):
 
 
 class ErasureCheck(Schema):
+    """One check that something is gone, with what it found."""
+
     name: str
     passed: bool
     detail: str
-    found_before: int | None
-    found_after: int | None
+    found_before: int | None = None
+    found_after: int | None = None
 
 
 class ErasureReport(Schema):
     """What an erasure removed, the checks that it is gone, and what it cannot erase."""
 
-    license: str
+    license: str  # the licence's name
     erasure_id: int
-    status: str
+    status: str  # "scrubbing" until the pages are rewritten and checked, then "complete"
     passed: bool
     reason: str
     erased_by: str
@@ -75,7 +77,7 @@ class ErasureReport(Schema):
     removed: dict[str, int]
     checks: list[ErasureCheck]
     not_erased: list[str]
-    seconds: dict[str, float]
+    seconds: dict[str, float] = {}
 
 
 class LicenseSummary(Schema):

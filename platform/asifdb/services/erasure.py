@@ -28,8 +28,7 @@ back, no pair is added under an erased licence. Killed between 2 and 5, `erase` 
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from asifdb.blobs import BlobStore
 from asifdb.db import relation_files, roles
 from asifdb.db.models import AuditEvent, Erasure, License
 from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.schemas.licenses import ErasureCheck, ErasurePreview, ErasureReport
 from asifdb.services import blob_refs, model
 
 if TYPE_CHECKING:
@@ -72,58 +72,20 @@ NOT_ERASED = (
 )
 
 
-@dataclass(frozen=True)
-class Check:
-    """One check that something is gone, with what it found."""
-
-    name: str
-    passed: bool
-    detail: str
-    found_before: int | None = None
-    found_after: int | None = None
+def _check(name: str, passed: bool, detail: str, **found: int | None) -> ErasureCheck:
+    """One check that something is gone, with what it found (`found_before`, `found_after`)."""
+    return ErasureCheck(name=name, passed=passed, detail=detail, **found)
 
 
-@dataclass
-class ErasureReport:
-    license: str  # the licence's name (the API's spelling)
-    erasure_id: int
-    status: str  # "scrubbing" until the pages are rewritten and checked, then "complete"
-    reason: str
-    erased_by: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    model_version: int
-    removed: dict[str, int]
-    checks: list[Check] = field(default_factory=list)
-    not_erased: list[str] = field(default_factory=lambda: list(NOT_ERASED))
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("started_at", "finished_at"):
-            data[key] = data[key].isoformat() if data[key] else None
-        data["passed"] = self.passed
-        return data
+def _report(**fields: Any) -> ErasureReport:
+    """The report, with its verdict (every check passed, and there were checks) and what this
+    platform cannot erase."""
+    checks = fields.setdefault("checks", [])
+    passed = bool(checks) and all(c.passed for c in checks)
+    return ErasureReport(**fields, passed=passed, not_erased=list(NOT_ERASED))
 
 
-@dataclass(frozen=True)
-class Preview:
-    """What an erasure of the licence would remove (counts), for the confirmation."""
-
-    license: str  # the licence's name (the API's spelling)
-    status: str
-    pairs: int
-    images: int
-    predictions_with_evidence: int
-    erasable: bool
-    why_not: str | None
-
-
-def preview(session: Session, *, licence: str | int) -> Preview:
+def preview(session: Session, *, licence: str | int) -> ErasurePreview:
     lic = _licence(session, licence)
     pairs, images = session.execute(
         text("SELECT count(*), count(DISTINCT image_sha256) FROM pairs WHERE license_id = :l"),
@@ -137,7 +99,15 @@ def preview(session: Session, *, licence: str | int) -> Preview:
         {"l": lic.id},
     ).scalar_one()
     why_not = _why_not_erasable(lic)
-    return Preview(lic.name, lic.status, pairs, images, predictions, why_not is None, why_not)
+    return ErasurePreview(
+        license=lic.name,
+        status=lic.status,
+        pairs=pairs,
+        images=images,
+        predictions_with_evidence=predictions,
+        erasable=why_not is None,
+        why_not=why_not,
+    )
 
 
 def _why_not_erasable(lic: License) -> str | None:
@@ -434,8 +404,12 @@ def _remove(sessions: sessionmaker[Session], licence_id: int, *, reason: str, ac
         lic.status = "erased"
         session.flush()
         session.execute(text("DELETE FROM pairs WHERE license_id = :l"), {"l": licence_id})
-        version = model.bump(
-            session, change=f"erase licence {lic.name}: -{removed['pairs']} pairs (were revoked)"
+        # No usable pair leaves (they left at the revocation); the version marks the erasure,
+        # which every process's anchors reload in full at.
+        version = model.change_usable(
+            session,
+            change=f"erase licence {lic.name}: -{removed['pairs']} pairs (were revoked)",
+            always=True,
         )
         erasure.model_version = version
         erasure.removed = {**removed, "blob_candidates": shas_list}
@@ -538,7 +512,7 @@ def _scrub_and_report(
 
     with sessions.begin() as session:
         erasure = session.get_one(Erasure, erasure_id, with_for_update=True)
-        result = ErasureReport(
+        result = _report(
             license=name,
             erasure_id=erasure.id,
             status="complete",
@@ -553,7 +527,7 @@ def _scrub_and_report(
         )
         erasure.status, erasure.finished_at = "complete", result.finished_at
         erasure.removed = removed
-        erasure.report = result.as_json()
+        erasure.report = result.model_dump(mode="json")
         session.add(
             AuditEvent(
                 actor=erasure.erased_by,
@@ -600,25 +574,25 @@ _ROW_CHECKS = {
 }
 
 
-def _row_checks(sessions: sessionmaker[Session], licence_id: int) -> list[Check]:
+def _row_checks(sessions: sessionmaker[Session], licence_id: int) -> list[ErasureCheck]:
     ids = "(SELECT id FROM pair_registry WHERE license_id = :l)"
     checks = []
     with sessions() as session:
         for name, sql in _ROW_CHECKS.items():
             left = _count(session, sql.format(ids=ids), licence_id)
-            checks.append(Check(name, left == 0, f"{left} rows found", found_after=left))
+            checks.append(_check(name, left == 0, f"{left} rows found", found_after=left))
     return checks
 
 
 def _blob_checks(
     sessions: sessionmaker[Session], blobs: BlobStore, candidates: list[str]
-) -> list[Check]:
+) -> list[ErasureCheck]:
     present = [sha for sha in candidates if blobs.exists(sha)]
     with sessions() as session:
         held = blob_refs.referenced(session, present)
     unheld = [sha for sha in present if sha not in held]
     return [
-        Check(
+        _check(
             "the licence's images absent from the blob store",
             not unheld,
             f"{len(candidates) - len(present)} of {len(candidates)} absent; {len(present)} kept "
@@ -635,7 +609,7 @@ def _bytes_check(
     pgdata: Path | None,
     after: list[relation_files.Relation],
     before_nodes: dict[str, int],
-) -> Check:
+) -> ErasureCheck:
     name = "the erased bytes absent from the table files"
     if sample is not None and pgdata is not None:
         found_after = relation_files.search(pgdata, after, sample.patterns)
@@ -643,7 +617,7 @@ def _bytes_check(
         still = sorted({k for keys in found_after.values() for k in keys})
         where = ", ".join(f"{rel}: {len(keys)}" for rel, keys in found_after.items() if keys)
         found_where = ", ".join(f"{rel}: {len(k)}" for rel, k in sample.before.items() if k)
-        return Check(
+        return _check(
             name,
             not still and bool(before),
             f"{len(sample.patterns)} byte patterns sampled from {SAMPLE_PAIRS} pairs at most "
@@ -655,7 +629,7 @@ def _bytes_check(
             found_after=len(still),
         )
     rewritten = [r.name for r in after if before_nodes.get(r.name) not in (None, r.filenode)]
-    return Check(
+    return _check(
         name,
         len(rewritten) == len(after),
         "the server's files are not readable by this process: shown by the server instead, "
@@ -666,14 +640,14 @@ def _bytes_check(
 
 def _model_check(
     sessions: sessionmaker[Session], live: "LiveModel | None", licence_id: int
-) -> Check:
+) -> ErasureCheck:
     name = "the model in every process without the erased pairs"
     others = (
         "every other process reloads its anchors in full from the database before its next "
         "query at the erasure's version or later (anchors.store.sync)"
     )
     if live is None:
-        return Check(name, True, f"no model in this process; {others}")
+        return _check(name, True, f"no model in this process; {others}")
     with sessions() as session:
         erased = np.array(
             session.execute(
@@ -687,7 +661,7 @@ def _model_check(
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         view = live.view(session)
     held = int(np.isin(erased, view.anchors.ids).sum())
-    return Check(
+    return _check(
         name,
         held == 0,
         f"this process's model (version {view.version}, {len(view.anchors.ids)} rows held) "
@@ -698,7 +672,7 @@ def _model_check(
 
 def _bare_report(erasure: Erasure) -> ErasureReport:
     removed = {k: v for k, v in erasure.removed.items() if k != "blob_candidates"}
-    return ErasureReport(
+    return _report(
         license=erasure.license_name,
         erasure_id=erasure.id,
         status=erasure.status,
@@ -712,8 +686,4 @@ def _bare_report(erasure: Erasure) -> ErasureReport:
 
 
 def _from_json(data: dict[str, Any]) -> ErasureReport:
-    fields = {k: v for k, v in data.items() if k != "passed"}
-    for key in ("started_at", "finished_at"):
-        fields[key] = datetime.fromisoformat(fields[key]) if fields[key] else None
-    fields["checks"] = [Check(**c) for c in fields["checks"]]
-    return ErasureReport(**fields)
+    return ErasureReport.model_validate(data)

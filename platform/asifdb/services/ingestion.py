@@ -465,14 +465,18 @@ def _ingest(
         added = [pid for pid in new_ids if pid is not None]
         if added:
             with timer.stage("database"):
-                version = model.bump(session, change=f"job {job.id}: +{len(added)} pairs")
+                # Revoked meanwhile (not may_use): the pairs are in, not in the model.
+                version = model.change_usable(
+                    session,
+                    change=f"job {job.id}: +{len(added)} pairs",
+                    returning=added if may_use else [],
+                    always=True,
+                )
                 # A re-encode may have switched the encoders since this batch began: the model
                 # row is locked now, so this check and the pairs' commit see the same encoders.
                 model.ensure_state(
                     session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
                 )
-                if may_use:  # else revoked meanwhile: the pairs are in, not in the model
-                    model.open_usability(session, pair_ids=added, version=version)
             session.add(
                 AuditEvent(
                     actor=job.created_by or "unknown",

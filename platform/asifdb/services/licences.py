@@ -124,8 +124,13 @@ def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> 
     leaving = _pair_ids(session, lic.id, usable=True)
     lic.status, lic.revoked_at, lic.revoked_by, lic.reason = "revoked", func.now(), actor, reason
     session.flush()
-    version = model.bump(session, change=f"revoke licence {lic.name}: -{len(leaving)} pairs")
-    model.close_usability(session, pair_ids=leaving, version=version)
+    version = model.change_usable(
+        session,
+        change=f"revoke licence {lic.name}: -{len(leaving)} pairs",
+        leaving=leaving,
+        always=True,
+    )
+    assert version is not None
     session.add(
         AuditEvent(
             actor=actor,
@@ -156,8 +161,13 @@ def restore(
     lic.status, lic.revoked_at, lic.revoked_by, lic.reason = "active", None, None, None
     session.flush()
     returning = _pair_ids(session, lic.id, usable=True)
-    version = model.bump(session, change=f"restore licence {lic.name}: +{len(returning)} pairs")
-    model.open_usability(session, pair_ids=returning, version=version)
+    version = model.change_usable(
+        session,
+        change=f"restore licence {lic.name}: +{len(returning)} pairs",
+        returning=returning,
+        always=True,
+    )
+    assert version is not None
     session.add(
         AuditEvent(
             actor=actor,

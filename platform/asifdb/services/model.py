@@ -73,7 +73,31 @@ def current_version(session: Session) -> int:
     return session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
 
 
-def bump(session: Session, *, change: str) -> int:
+def change_usable(
+    session: Session,
+    *,
+    change: str,
+    leaving: Iterable[int] = (),
+    returning: Iterable[int] = (),
+    always: bool = False,
+) -> int | None:
+    """The one way the usable set and the model version change, in the caller's transaction:
+    a new version (the model row locked until commit) recording `change`, the `leaving` pairs'
+    usability closed and the `returning` (or added) pairs' opened at it. Returns the version;
+    None, and nothing changes, when no pair leaves or returns unless `always` (a revocation of
+    a licence with no usable pair, a re-encode's switch, an erasure are versions too). Call it
+    after the rows' own change (status, licence), so the version's count of usable pairs is
+    the new one."""
+    leaving, returning = list(leaving), list(returning)
+    if not (leaving or returning or always):
+        return None
+    version = _bump(session, change=change)
+    _close_usability(session, pair_ids=leaving, version=version)
+    _open_usability(session, pair_ids=returning, version=version)
+    return version
+
+
+def _bump(session: Session, *, change: str) -> int:
     """Advance the model version (locks the model row until commit) and record the change."""
     version = session.execute(
         text(
@@ -91,7 +115,7 @@ def bump(session: Session, *, change: str) -> int:
     return version
 
 
-def open_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
+def _open_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
     """Pairs that became usable at `version` (added, or their licence restored)."""
     ids = list(pair_ids)
     if ids:
@@ -104,7 +128,7 @@ def open_usability(session: Session, *, pair_ids: Iterable[int], version: int) -
         )
 
 
-def close_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
+def _close_usability(session: Session, *, pair_ids: Iterable[int], version: int) -> None:
     """Pairs that stopped being usable at `version` (revoked, deleted, rejected)."""
     ids = list(pair_ids)
     if ids:

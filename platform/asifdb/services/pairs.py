@@ -90,9 +90,9 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
             status_reason=reason,
         )
     )
-    version = model.bump(session, change=f"delete pair {pair_id}") if was_usable else None
-    if version is not None:
-        model.close_usability(session, pair_ids=[pair_id], version=version)
+    version = model.change_usable(
+        session, change=f"delete pair {pair_id}", leaving=[pair_id] if was_usable else []
+    )
     session.add(
         AuditEvent(
             actor=actor,

@@ -306,14 +306,15 @@ def _switch(
             {"i": job.image_encoder, "t": job.text_encoder},
         )
         after = set(session.scalars(text("SELECT id FROM usable_pairs")))
-        version = model.bump(
-            session,
-            change=f"reencode {job.id}: encoders {job.image_encoder} + {job.text_encoder}",
-        )
         # Pairs whose blob was missing keep the old encoders' embeddings and identity: with
         # other encoders they are no longer usable.
-        model.close_usability(session, pair_ids=before - after, version=version)
-        model.open_usability(session, pair_ids=after - before, version=version)
+        version = model.change_usable(
+            session,
+            change=f"reencode {job.id}: encoders {job.image_encoder} + {job.text_encoder}",
+            leaving=sorted(before - after),
+            returning=sorted(after - before),
+            always=True,
+        )
         session.execute(
             text("DELETE FROM reencode_embeddings WHERE reencode_id = :r"), {"r": job.id}
         )

@@ -84,7 +84,7 @@ def test_rows_record_their_space_and_a_list_mixing_spaces_says_so(
 
     # The collection "crosses" the alignment's size (a threshold of 0 pairs a dimension) while
     # five pairs are unscored: an incremental refresh scores those five in the alignment.
-    monkeypatch.setattr(curation, "ALIGN_PAIRS_PER_DIMENSION", 0)
+    monkeypatch.setattr(curation.fit, "ALIGN_PAIRS_PER_DIMENSION", 0)  # where aligns() reads it
     with platform.sessions.begin() as session:
         session.execute(
             text("DELETE FROM pair_fit WHERE pair_id IN (SELECT id FROM pairs LIMIT 5)")

@@ -1,6 +1,5 @@
 """`/v1/licenses`: list, create, revoke (reason required), restore, erase (with its report)."""
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -94,7 +93,7 @@ def erasure_preview(
     session: SessionDep,
     _: Annotated[Principal, Depends(allowed("licenses:erase"))],
 ) -> ErasurePreview:
-    return ErasurePreview(**asdict(erasure.preview(session, licence=license_id)))
+    return erasure.preview(session, licence=license_id)
 
 
 @router.post(
@@ -111,7 +110,7 @@ async def erase_license(
     report = await heavy.run(
         _erase, platform=platform, licence=license_id, body=body, actor=who.name
     )
-    return ErasureReport.model_validate(report.as_json())
+    return report
 
 
 def _erase(
@@ -131,4 +130,4 @@ def erasure_report(
     session: SessionDep,
     _: Annotated[Principal, Depends(allowed("licenses:read"))],
 ) -> ErasureReport:
-    return ErasureReport.model_validate(erasure.report(session, licence=license_id).as_json())
+    return erasure.report(session, licence=license_id)

@@ -1,0 +1,201 @@
+"""Acting on pairs: the review queue (mark, unmark), reject and restore (the model changes),
+revoke the licences of pairs."""
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.schemas.curation import LicensesRevoked
+from asifdb.services import licences, model
+from asifdb.services.curation.common import check_page
+
+
+def _ids(pair_ids: list[int]) -> list[int]:
+    ids = sorted({int(i) for i in pair_ids})
+    if not ids:
+        raise InvalidInput("no pair given")
+    return ids
+
+
+def _reason(reason: str | None) -> str:
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is needed (it is kept in the audit log)")
+    return reason.strip()
+
+
+def _existing(session: Session, ids: list[int], *, lock: bool = False) -> dict[int, Any]:
+    found = {
+        row.id: row
+        for row in session.execute(
+            text(
+                "SELECT id, status, deleted_at, license_id FROM pairs WHERE id = ANY(:ids)"
+                + (" ORDER BY id FOR UPDATE" if lock else "")
+            ),
+            {"ids": ids},
+        )
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no pair {', '.join(map(str, missing[:10]))}")
+    return found
+
+
+def _audit(
+    session: Session,
+    ids: list[int],
+    *,
+    action: str,
+    actor: str,
+    reason: str | None,
+    version: int | None,
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO audit_events (actor, action, target_type, target_id, reason, "
+            "model_version) SELECT :actor, :action, 'pair', unnest(CAST(:ids AS text[])), "
+            ":reason, :v"
+        ),
+        {
+            "actor": actor,
+            "action": action,
+            "ids": [str(i) for i in ids],
+            "reason": reason,
+            "v": version,
+        },
+    )
+
+
+def mark(
+    session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Mark pairs for review (the model does not change); marking twice keeps the first mark."""
+    ids = _ids(pair_ids)
+    _existing(session, ids)
+    marked = list(
+        session.execute(
+            text(
+                "INSERT INTO review_marks (pair_id, marked_by, reason) "
+                "SELECT unnest(CAST(:ids AS bigint[])), :actor, :reason "
+                "ON CONFLICT (pair_id) DO NOTHING RETURNING pair_id"
+            ),
+            {"ids": ids, "actor": actor, "reason": reason},
+        ).scalars()
+    )
+    _audit(
+        session, sorted(marked), action="pair.mark_review", actor=actor, reason=reason, version=None
+    )
+    return {"marked": len(marked), "already_marked": len(ids) - len(marked)}
+
+
+def unmark(session: Session, *, pair_ids: list[int], actor: str) -> dict[str, Any]:
+    """Take pairs off the review queue."""
+    ids = _ids(pair_ids)
+    gone = list(
+        session.execute(
+            text("DELETE FROM review_marks WHERE pair_id = ANY(:ids) RETURNING pair_id"),
+            {"ids": ids},
+        ).scalars()
+    )
+    _audit(
+        session, sorted(gone), action="pair.unmark_review", actor=actor, reason=None, version=None
+    )
+    return {"unmarked": len(gone)}
+
+
+def reviews(session: Session, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """The review queue: marked pairs, oldest mark first, with their state and fit."""
+    check_page(limit, offset)
+    rows = session.execute(
+        text(
+            "SELECT p.id AS pair_id, p.caption, p.status, p.status_reason, l.name AS license, "
+            "l.status AS license_status, (u.id IS NOT NULL) AS usable, r.marked_by, r.marked_at, "
+            "r.reason, f.fit FROM review_marks r JOIN pairs p ON p.id = r.pair_id "
+            "JOIN licenses l ON l.id = p.license_id "
+            "LEFT JOIN usable_pairs u ON u.id = p.id LEFT JOIN pair_fit f ON f.pair_id = p.id "
+            "ORDER BY r.marked_at, p.id LIMIT :limit OFFSET :offset"
+        ),
+        {"limit": limit, "offset": offset},
+    ).mappings()
+    total = session.execute(text("SELECT count(*) FROM review_marks")).scalar_one()
+    return {"items": [dict(r) for r in rows], "total": total}
+
+
+def reject(
+    session: Session, *, pair_ids: list[int], actor: str, reason: str | None
+) -> dict[str, Any]:
+    """Reject pairs: they leave the model in this transaction (a new version); reversible."""
+    ids = _ids(pair_ids)
+    why = _reason(reason)
+    pairs = _existing(session, ids, lock=True)
+    deleted = [i for i in ids if pairs[i].deleted_at is not None]
+    if deleted:
+        raise Conflict(f"pair {deleted[0]} is deleted: there is nothing to reject")
+    todo = [i for i in ids if pairs[i].status != "rejected"]
+    leaving = list(
+        session.execute(
+            text("SELECT id FROM usable_pairs WHERE id = ANY(:ids) ORDER BY id"), {"ids": todo}
+        ).scalars()
+    )
+    session.execute(
+        text("UPDATE pairs SET status = 'rejected', status_reason = :r WHERE id = ANY(:ids)"),
+        {"r": why, "ids": todo},
+    )
+    session.execute(text("DELETE FROM review_marks WHERE pair_id = ANY(:ids)"), {"ids": todo})
+    version = model.change_usable(
+        session, change=f"reject {len(leaving)} pairs: -{len(leaving)}", leaving=leaving
+    )
+    _audit(session, todo, action="pair.reject", actor=actor, reason=why, version=version)
+    return {
+        "rejected": len(todo),
+        "already_rejected": len(ids) - len(todo),
+        "pairs_removed": len(leaving),
+        "model_version": version or model.current_version(session),
+    }
+
+
+def restore(
+    session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Undo a rejection: the pairs are ready again and usable ones return to the model now."""
+    ids = _ids(pair_ids)
+    pairs = _existing(session, ids, lock=True)
+    todo = [i for i in ids if pairs[i].status == "rejected"]
+    if not todo:
+        raise Conflict("none of these pairs is rejected: nothing to restore")
+    session.execute(
+        text("UPDATE pairs SET status = 'ready', status_reason = NULL WHERE id = ANY(:ids)"),
+        {"ids": todo},
+    )
+    returning = list(
+        session.execute(
+            text("SELECT id FROM usable_pairs WHERE id = ANY(:ids) ORDER BY id"), {"ids": todo}
+        ).scalars()
+    )
+    version = model.change_usable(
+        session, change=f"restore {len(returning)} rejected pairs", returning=returning
+    )
+    _audit(session, todo, action="pair.restore", actor=actor, reason=reason, version=version)
+    return {
+        "restored": len(todo),
+        "pairs_returned": len(returning),
+        "model_version": version or model.current_version(session),
+    }
+
+
+def revoke_licences(
+    session: Session, *, pair_ids: list[int], actor: str, reason: str | None
+) -> LicensesRevoked:
+    """Revoke the licence(s) the pairs were added under: all their pairs leave the model."""
+    ids = _ids(pair_ids)
+    why = _reason(reason)
+    pairs = _existing(session, ids)
+    done = []
+    for licence_id in sorted({row.license_id for row in pairs.values()}):
+        status = session.execute(
+            text("SELECT status FROM licenses WHERE id = :l"), {"l": licence_id}
+        ).scalar_one()
+        if status == "active":
+            done.append(licences.revoke(session, licence=licence_id, reason=why, actor=actor))
+    return LicensesRevoked(revoked=done)
