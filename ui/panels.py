@@ -12,6 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from asifdb.blobs import BlobNotFound, sha256_of_uri
+from asifdb.schemas.pairs import Pair
 from asifdb.services import collection, pairs
 
 _THUMBNAIL = 96
@@ -54,38 +55,38 @@ def pairs_table(rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
     )
 
 
-def pair_detail(pair_id: int) -> dict[str, Any]:
+def pair_detail(pair_id: int) -> Pair:
     """The pair's image, caption, licence and provenance, drawn (the API's pairs:read); returns
     what `pairs.get` says."""
     gate.allow("pairs:read")
     with runtime.platform().sessions() as session:
         pair = pairs.get(session, pair_id=pair_id)
     left, right = st.columns([1, 2])
-    if pair["blob_uri"]:
+    if pair.blob_uri:
         try:
-            left.image(runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"])), width=224)
+            left.image(runtime.platform().blobs.get(sha256_of_uri(pair.blob_uri)), width=224)
         except BlobNotFound:
             left.warning("The original image is missing from the blob store.")
     else:
         left.info("Deleted: the original image is gone.")
-    licence = pair["license"]
-    right.markdown(f"**Pair {pair['id']}** — {pair['caption']}")
+    licence = pair.license
+    right.markdown(f"**Pair {pair.id}** — {pair.caption}")
     right.markdown(
-        f"Licence **{licence['name']}** ({licence['status']}) · collection "
-        f"**{pair['collection']}** · {'usable' if pair['usable'] else 'not usable'} · "
-        f"carried {pair['evidence_count']} predictions"
+        f"Licence **{licence.name}** ({licence.status}) · collection "
+        f"**{pair.collection}** · {'usable' if pair.usable else 'not usable'} · "
+        f"carried {pair.evidence_count} predictions"
     )
     right.json(
         {
-            "status": pair["status"],
-            "status_reason": pair["status_reason"],
-            "deleted_at": str(pair["deleted_at"]) if pair["deleted_at"] else None,
-            "deleted_by": pair["deleted_by"],
-            "licence": licence,
-            "provenance": {k: str(v) for k, v in pair["provenance"].items()},
-            "encoders": [pair["image_encoder"], pair["text_encoder"]],
-            "size": [pair["width"], pair["height"]],
-            "sha256": pair["image_sha256"],
+            "status": pair.status,
+            "status_reason": pair.status_reason,
+            "deleted_at": str(pair.deleted_at) if pair.deleted_at else None,
+            "deleted_by": pair.deleted_by,
+            "license": licence.model_dump(),
+            "provenance": {k: str(v) for k, v in pair.provenance.model_dump().items()},
+            "encoders": [pair.image_encoder, pair.text_encoder],
+            "size": [pair.width, pair.height],
+            "sha256": pair.image_sha256,
         },
         expanded=False,
     )

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from asifdb.context import Platform
 from asifdb.db import embedded, schema
 from asifdb.db.session import make_engine
+from asifdb.schemas.pairs import Job as JobReport
 from asifdb.services import ingestion, licences
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
@@ -73,7 +74,7 @@ def _database_url(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def ingest(platform: Platform, source: Path, *, licence: str, **options: object) -> dict:
+def ingest(platform: Platform, source: Path, *, licence: str, **options: object) -> JobReport:
     """Ingest `source` under a new licence through the platform's jobs, in this process.
 
     Resumes a job left unfinished (batches are idempotent). Returns the job's report.
@@ -153,9 +154,9 @@ def _anchors_database(encoders: Encoders, source: Path) -> str:
                 "source": str(source),
                 "image_encoder": encoders.image.name,
                 "text_encoder": encoders.text.name,
-                "ready": report["done"],
-                "rejected": report["rejected"],
-                "duplicates": report["duplicates"],
+                "ready": report.done,
+                "rejected": report.rejected,
+                "duplicates": report.duplicates,
                 "ingest_seconds_this_run": round(_since(started), 1),
             },
             indent=2,

@@ -82,9 +82,9 @@ def _add(platform: Platform, folder: Path, name: str) -> dict:
         platform, folder, licence=name, collection=name, template=TEMPLATE, batch_size=250
     )
     return {
-        "pairs_ready": report["done"],
-        "rejected": report["rejected"],
-        "duplicates": report["duplicates"],
+        "pairs_ready": report.done,
+        "rejected": report.rejected,
+        "duplicates": report.duplicates,
         "ingest_seconds": time.perf_counter() - started,
     }
 

@@ -34,6 +34,7 @@ from asifdb.db.models import FINISHED_JOB_STATUSES
 from asifdb.db.roles import Role
 from asifdb.db.session import database_url
 from asifdb.errors import AsifdbError, InvalidInput
+from asifdb.schemas.pairs import Job as JobReport
 from asifdb.services import classify as classify_service
 from asifdb.services import impact, ingestion, keys, labelsets, licences, submit
 from asifdb.services.audit import run_readonly_sql
@@ -443,7 +444,7 @@ def ingest(
         if wait:
             report = _follow_job(platform, job.id)
             _print_job(report)
-            if report["status"] == "failed":
+            if report.status == "failed":
                 raise typer.Exit(1)
     finally:
         platform.close(keep_server=True)
@@ -455,12 +456,12 @@ def job(job_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -
     with _session() as session:
         report = ingestion.job_report(session, job_id=job_id)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        sys.stdout.write(to_json(report))
     else:
         _print_job(report)
 
 
-def _follow_job(platform: Platform, job_id: int) -> dict[str, Any]:
+def _follow_job(platform: Platform, job_id: int) -> JobReport:
     with Progress(
         *Progress.get_default_columns(), TextColumn("{task.fields[counts]}"), console=console
     ) as progress:
@@ -469,37 +470,36 @@ def _follow_job(platform: Platform, job_id: int) -> dict[str, Any]:
             with platform.sessions() as session:
                 report = ingestion.job_report(session, job_id=job_id, rejects=0)
             counts = (
-                f"ready {report['done']} · duplicate {report['duplicates']} · "
-                f"rejected {report['rejected']}"
+                f"ready {report.done} · duplicate {report.duplicates} · rejected {report.rejected}"
             )
             if task is None:
-                task = progress.add_task(f"job {job_id}", total=report["total"], counts=counts)
-            progress.update(task, completed=report["processed"], counts=counts)
-            if report["status"] in FINISHED_JOB_STATUSES:
+                task = progress.add_task(f"job {job_id}", total=report.total, counts=counts)
+            progress.update(task, completed=report.processed, counts=counts)
+            if report.status in FINISHED_JOB_STATUSES:
                 break
             time.sleep(1)
     with platform.sessions() as session:
         return ingestion.job_report(session, job_id=job_id)
 
 
-def _print_job(report: dict[str, Any]) -> None:
+def _print_job(report: JobReport) -> None:
     console.print(
-        f"job {report['id']} [bold]{report['status']}[/]: {report['done']} ready, "
-        f"{report['duplicates']} duplicates, {report['rejected']} rejected of {report['total']}"
+        f"job {report.id} [bold]{report.status}[/]: {report.done} ready, "
+        f"{report.duplicates} duplicates, {report.rejected} rejected of {report.total}"
     )
-    if report["error"]:
-        err.print(f"[red]error:[/] {report['error']}")
-    for state, rows in (("failed", "failed_batches"), ("retrying", "retrying_batches")):
-        for row in report[rows]:
-            start, stop = row["items"]
+    if report.error:
+        err.print(f"[red]error:[/] {report.error}")
+    for state, rows in (("failed", report.failed_batches), ("retrying", report.retrying_batches)):
+        for row in rows:
+            start, stop = row.items
             err.print(
-                f"  batch {row['batch']} (items {start}–{stop - 1}) {state} after "
-                f"{row['attempts']} tries: {row['error']}"
+                f"  batch {row.batch} (items {start}–{stop - 1}) {state} after "
+                f"{row.attempts} tries: {row.error}"
             )
-    for code, count in sorted(report["reject_reasons"].items()):
+    for code, count in sorted(report.reject_reasons.items()):
         console.print(f"  rejected {count:>6} × {code}")
-    for reject in report["rejects"]:
-        console.print(f"  {reject['key']}: {reject['reason']}")
+    for reject in report.rejects:
+        console.print(f"  {reject.key}: {reject.reason}")
 
 
 @app.command()

@@ -96,35 +96,37 @@ def _report(job_id: int, *, refreshing: bool) -> None:
     gate.allow("jobs:read")
     with runtime.platform().sessions() as session:
         report = ingestion.job_report(session, job_id=job_id, rejects=200)
-    if refreshing and report["status"] not in _RUNNING:
+    if refreshing and report.status not in _RUNNING:
         st.rerun()  # the whole page, which stops refreshing now the job has ended
-    st.subheader(f"Job {report['id']}: {report['status']}")
+    st.subheader(f"Job {report.id}: {report.status}")
     st.progress(
-        report["processed"] / max(report["total"], 1),
-        text=f"{report['processed']} of {report['total']} items",
+        report.processed / max(report.total, 1),
+        text=f"{report.processed} of {report.total} items",
     )
     ready, duplicates, rejected = st.columns(3)
-    ready.metric("Ready", report["done"])
-    duplicates.metric("Duplicates", report["duplicates"])
-    rejected.metric("Rejected", report["rejected"])
-    if report["error"]:
-        st.error(report["error"])
-    batches = (("failed for good", "failed_batches"), ("being retried", "retrying_batches"))
-    for state, rows in batches:
-        if report[rows]:
+    ready.metric("Ready", report.done)
+    duplicates.metric("Duplicates", report.duplicates)
+    rejected.metric("Rejected", report.rejected)
+    if report.error:
+        st.error(report.error)
+    for state, rows in (
+        ("failed for good", report.failed_batches),
+        ("being retried", report.retrying_batches),
+    ):
+        if rows:
             st.markdown(f"**Batches {state}**")
-            st.dataframe(report[rows], hide_index=True)
-    if report["rejects"]:
+            st.dataframe([row.model_dump() for row in rows], hide_index=True)
+    if report.rejects:
         st.markdown("**Rejected items, and why**")
-        st.dataframe(report["rejects"], hide_index=True)
-    st.caption(f"{report['kind']} source {report['source']} → collection {report['collection']}")
+        st.dataframe([row.model_dump() for row in report.rejects], hide_index=True)
+    st.caption(f"{report.kind} source {report.source} → collection {report.collection}")
 
 
 def _follow(job_id: int) -> None:
     """The job's progress, refreshed every two seconds while it runs (only that part reruns)."""
     gate.allow("jobs:read")
     with runtime.platform().sessions() as session:
-        running = ingestion.job_report(session, job_id=job_id, rejects=0)["status"] in _RUNNING
+        running = ingestion.job_report(session, job_id=job_id, rejects=0).status in _RUNNING
     st.fragment(run_every=2 if running else None)(_report)(job_id, refreshing=running)
 
 

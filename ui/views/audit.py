@@ -53,26 +53,26 @@ def _prediction(prediction_id: int) -> None:
     with platform.sessions() as session:
         found = predictions.get(session, prediction_id=prediction_id)
     picture, about = st.columns([1, 3])
-    if found["input_sha256"]:
+    if found.input_sha256:
         try:
-            picture.image(platform.blobs.get(found["input_sha256"]), caption=found["input_name"])
+            picture.image(platform.blobs.get(found.input_sha256), caption=found.input_name)
         except BlobNotFound:
             picture.info("The input image was not kept.")
     about.markdown(
-        f"**{found['predicted_label']}** ({found['score']:.4f}) · {found['task']} by "
-        f"{found['client']} via {found['channel']} at {found['created_at']:%Y-%m-%d %H:%M:%S}"
+        f"**{found.predicted_label}** ({found.score:.4f}) · {found.task} by "
+        f"{found.client} via {found.channel} at {found.created_at:%Y-%m-%d %H:%M:%S}"
     )
-    about.json({"model": found["model"], "candidates": found["candidates"]}, expanded=False)
-    if scores := found["result"].get("scores"):
+    about.json({"model": found.model.model_dump(), "candidates": found.candidates}, expanded=False)
+    if scores := found.result.get("scores"):
         about.dataframe(
             pd.DataFrame(scores.items(), columns=["class", "score"]).sort_values(
                 "score", ascending=False
             ),
             hide_index=True,
         )
-    st.markdown(f"**Evidence** ({found['evidence_total']} pairs; the 50 largest shown)")
+    st.markdown(f"**Evidence** ({found.evidence_total} pairs; the 50 largest shown)")
     panels.pairs_table(
-        found["evidence"],
+        [row.model_dump() for row in found.evidence],
         {
             "rank": "rank",
             "caption": "caption",

@@ -76,9 +76,9 @@ def _stored_image(pair_id: int) -> tuple[str, bytes]:
     gate.allow("pairs:read")
     with runtime.platform().sessions() as session:
         pair = pairs.get(session, pair_id=pair_id)
-    if not pair["blob_uri"]:
+    if not pair.blob_uri:
         raise InvalidInput(f"pair {pair_id} was deleted: its image is gone")
-    return f"pair-{pair_id}", runtime.platform().blobs.get(sha256_of_uri(pair["blob_uri"]))
+    return f"pair-{pair_id}", runtime.platform().blobs.get(sha256_of_uri(pair.blob_uri))
 
 
 def _label_set_names() -> list[str]:

@@ -1,15 +1,74 @@
-"""Read-only SQL for auditors: one statement, in a read-only transaction, with a time limit."""
+"""The audit log: the one way an event is recorded (`record`, `record_each`: the database chains
+each event's hash, migration 0009, and no role may change or remove one), and read-only SQL
+for auditors (one statement, in a read-only transaction, with a time limit)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from asifdb.db import roles
+from asifdb.db.models import AuditEvent
 from asifdb.errors import ConfigError, InvalidInput
 
 MAX_ROWS = 10_000
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | None = None,
+    reason: str | None = None,
+    model_version: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """One event, in the caller's transaction (it is logged only if the change commits).
+    `details` never holds a licence's content (captions, images): the log is permanent."""
+    session.add(
+        AuditEvent(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            reason=reason,
+            model_version=model_version,
+            details=details,
+        )
+    )
+
+
+def record_each(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_ids: Iterable[int | str],
+    reason: str | None = None,
+    model_version: int | None = None,
+) -> None:
+    """The same event for each of many targets (pairs rejected together): one statement."""
+    session.execute(
+        text(
+            "INSERT INTO audit_events (actor, action, target_type, target_id, reason, "
+            "model_version) SELECT :actor, :action, :type, unnest(CAST(:ids AS text[])), "
+            ":reason, :v"
+        ),
+        {
+            "actor": actor,
+            "action": action,
+            "type": target_type,
+            "ids": [str(i) for i in target_ids],
+            "reason": reason,
+            "v": model_version,
+        },
+    )
 
 
 @dataclass

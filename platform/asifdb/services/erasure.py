@@ -39,10 +39,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from asifdb.anchors.store import fetch_binary
 from asifdb.blobs import BlobStore
 from asifdb.db import relation_files, roles
-from asifdb.db.models import AuditEvent, Erasure, License
+from asifdb.db.models import Erasure, License
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.schemas.licenses import ErasureCheck, ErasurePreview, ErasureReport
-from asifdb.services import blob_refs, model
+from asifdb.services import audit, blob_refs, model
 
 if TYPE_CHECKING:
     from asifdb.anchors.live import LiveModel
@@ -413,16 +413,15 @@ def _remove(sessions: sessionmaker[Session], licence_id: int, *, reason: str, ac
         )
         erasure.model_version = version
         erasure.removed = {**removed, "blob_candidates": shas_list}
-        session.add(
-            AuditEvent(
-                actor=actor,
-                action="license.erase",
-                target_type="license",
-                target_id=str(licence_id),
-                reason=reason,
-                model_version=version,
-                details={"name": lic.name, "erasure": erasure.id, "removed": removed},
-            )
+        audit.record(
+            session,
+            actor=actor,
+            action="license.erase",
+            target_type="license",
+            target_id=str(licence_id),
+            reason=reason,
+            model_version=version,
+            details={"name": lic.name, "erasure": erasure.id, "removed": removed},
         )
         return erasure.id
 
@@ -528,21 +527,20 @@ def _scrub_and_report(
         erasure.status, erasure.finished_at = "complete", result.finished_at
         erasure.removed = removed
         erasure.report = result.model_dump(mode="json")
-        session.add(
-            AuditEvent(
-                actor=erasure.erased_by,
-                action="license.erasure_report",
-                target_type="license",
-                target_id=str(licence_id),
-                model_version=erasure.model_version,
-                details={
-                    "name": name,
-                    "erasure": erasure.id,
-                    "passed": result.passed,
-                    "checks": {c.name: c.passed for c in checks},
-                    "removed": removed,
-                },
-            )
+        audit.record(
+            session,
+            actor=erasure.erased_by,
+            action="license.erasure_report",
+            target_type="license",
+            target_id=str(licence_id),
+            model_version=erasure.model_version,
+            details={
+                "name": name,
+                "erasure": erasure.id,
+                "passed": result.passed,
+                "checks": {c.name: c.passed for c in checks},
+                "removed": removed,
+            },
         )
     with engine.connect() as conn:  # the blob hashes kept for a resume leave the row's pages
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM FULL erasures"))

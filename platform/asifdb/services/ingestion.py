@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, blob_uri
 from asifdb.db.bulk import stage_embeddings
-from asifdb.db.models import FINISHED_JOB_STATUSES, AuditEvent, Job, JobBatch, JobItem, Pair
+from asifdb.db.models import FINISHED_JOB_STATUSES, Job, JobBatch, JobItem, Pair
 from asifdb.errors import AsifdbError, Conflict, NotFound
 from asifdb.ingest import (
     Limits,
@@ -41,7 +41,9 @@ from asifdb.ingest import (
     open_source,
     validate,
 )
-from asifdb.services import blob_refs, licences, model
+from asifdb.schemas.pairs import BatchProblem, Reject
+from asifdb.schemas.pairs import Job as JobReport
+from asifdb.services import audit, blob_refs, licences, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 from asifdb.settings import Settings
@@ -104,20 +106,19 @@ def start_job(
         JobBatch(job_id=job.id, start=start, stop=min(start + batch_size, total))
         for start in range(0, total, batch_size)
     )
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="job.create",
-            target_type="job",
-            target_id=str(job.id),
-            details={
-                "source": job.source,
-                "kind": job.source_kind,
-                "total": total,
-                "license": license_name,
-                "collection": collection,
-            },
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="job.create",
+        target_type="job",
+        target_id=str(job.id),
+        details={
+            "source": job.source,
+            "kind": job.source_kind,
+            "total": total,
+            "license": license_name,
+            "collection": collection,
+        },
     )
     return job
 
@@ -477,20 +478,19 @@ def _ingest(
                 model.ensure_state(
                     session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
                 )
-            session.add(
-                AuditEvent(
-                    actor=job.created_by or "unknown",
-                    action="pairs.add",
-                    target_type="job",
-                    target_id=str(job.id),
-                    model_version=version,
-                    details={
-                        "batch": batch.id,
-                        "pairs": len(added),
-                        "first_pair": min(added),
-                        "last_pair": max(added),
-                    },
-                )
+            audit.record(
+                session,
+                actor=job.created_by or "unknown",
+                action="pairs.add",
+                target_type="job",
+                target_id=str(job.id),
+                model_version=version,
+                details={
+                    "batch": batch.id,
+                    "pairs": len(added),
+                    "first_pair": min(added),
+                    "last_pair": max(added),
+                },
             )
 
     if items:
@@ -632,7 +632,7 @@ RETURNING image_sha256, caption, id
 """
 
 
-def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str, Any]:
+def job_report(session: Session, *, job_id: int, rejects: int = 20) -> JobReport:
     """A job's progress and a sample of its rejected items with their reasons."""
     job = session.get(Job, job_id)
     if job is None:
@@ -665,33 +665,33 @@ def job_report(session: Session, *, job_id: int, rejects: int = 20) -> dict[str,
         )
         .order_by(JobBatch.start)
     ).all()
-    return {
-        "id": job.id,
-        "status": job.status,
-        "source": job.source,
-        "kind": job.source_kind,
-        "collection": job.collection,
-        "license_id": job.license_id,
-        "total": job.total,
-        "done": job.done,
-        "duplicates": job.duplicates,
-        "rejected": job.rejected,
-        "processed": job.done + job.duplicates + job.rejected,
-        "reject_reasons": reasons,
-        "rejects": [{"key": k, "code": c, "reason": r} for k, c, r in sample],
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "error": job.error,
+    return JobReport(
+        id=job.id,
+        status=job.status,
+        source=job.source,
+        kind=job.source_kind,
+        collection=job.collection,
+        license_id=job.license_id,
+        total=job.total,
+        done=job.done,
+        duplicates=job.duplicates,
+        rejected=job.rejected,
+        processed=job.done + job.duplicates + job.rejected,
+        reject_reasons=reasons,
+        rejects=[Reject(key=k, code=c, reason=r) for k, c, r in sample],
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
         # Batches given up after INGEST_MAX_ATTEMPTS tries, and those failing but still tried.
-        "failed_batches": [_batch_row(row) for row in failed],
-        "retrying_batches": [_batch_row(row) for row in retrying],
-    }
+        failed_batches=[_batch_row(row) for row in failed],
+        retrying_batches=[_batch_row(row) for row in retrying],
+    )
 
 
-def _batch_row(row: Any) -> dict[str, Any]:
+def _batch_row(row: Any) -> BatchProblem:
     batch_id, start, stop, attempts, error = row
-    return {"batch": batch_id, "items": [start, stop], "attempts": attempts, "error": error}
+    return BatchProblem(batch=batch_id, items=[start, stop], attempts=attempts, error=error)
 
 
 def fail_job_of_batch(session: Session, *, batch_id: int, error: str) -> None:

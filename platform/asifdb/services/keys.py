@@ -8,8 +8,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from asifdb.db.models import ROLES, ApiKey, AuditEvent
+from asifdb.db.models import ROLES, ApiKey
 from asifdb.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from asifdb.services import audit
 
 _APP = {"classify", "retrieve", "licenses:read", "labelsets:read"}
 _ANNOTATOR = _APP | {"pairs:add", "pairs:read", "jobs:read", "labelsets:write"}
@@ -77,14 +78,13 @@ def create(session: Session, *, name: str, role: str, actor: str) -> str:
             session.flush()
     except IntegrityError:
         raise Conflict(f"a key named {name!r} already exists") from None
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="key.create",
-            target_type="api_key",
-            target_id=name,
-            details={"role": role, "prefix": prefix},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="key.create",
+        target_type="api_key",
+        target_id=name,
+        details={"role": role, "prefix": prefix},
     )
     return key
 
@@ -97,7 +97,7 @@ def revoke(session: Session, *, name: str, actor: str) -> None:
     )
     if done.rowcount == 0:
         raise NotFound(f"no active key named {name!r}")
-    session.add(AuditEvent(actor=actor, action="key.revoke", target_type="api_key", target_id=name))
+    audit.record(session, actor=actor, action="key.revoke", target_type="api_key", target_id=name)
 
 
 def authenticate(session: Session, *, key: str | None) -> Principal:

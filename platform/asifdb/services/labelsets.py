@@ -7,10 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from asifdb.db.models import AuditEvent, LabelSet
+from asifdb.db.models import LabelSet
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.schemas.labelsets import LabelSet as LabelSetOut
+from asifdb.services import audit
 
 MAX_CLASSES = 1000
 MAX_TEMPLATES = 100
@@ -89,14 +90,13 @@ def create(
             session.flush()
     except IntegrityError:
         raise Conflict(f"a label set named {name!r} already exists") from None
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="labelset.create",
-            target_type="label_set",
-            target_id=str(label_set.id),
-            details={"name": name},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="labelset.create",
+        target_type="label_set",
+        target_id=str(label_set.id),
+        details={"name": name},
     )
     return label_set
 

@@ -4,11 +4,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from asifdb.db.models import AuditEvent, License, Pair
+from asifdb.db.models import License, Pair
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.schemas.licenses import License as LicenseOut
 from asifdb.schemas.licenses import LicenseRestored, LicenseRevoked
-from asifdb.services import model
+from asifdb.services import audit, model
 
 
 def create(
@@ -30,14 +30,13 @@ def create(
             session.flush()
     except IntegrityError:
         raise Conflict(f"a licence named {name!r} already exists") from None
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="license.create",
-            target_type="license",
-            target_id=str(licence.id),
-            details={"name": name},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="license.create",
+        target_type="license",
+        target_id=str(licence.id),
+        details={"name": name},
     )
     return licence
 
@@ -131,16 +130,15 @@ def revoke(session: Session, *, licence: str | int, reason: str, actor: str) -> 
         always=True,
     )
     assert version is not None
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="license.revoke",
-            target_type="license",
-            target_id=str(lic.id),
-            reason=reason,
-            model_version=version,
-            details={"name": lic.name, "pairs": len(leaving)},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="license.revoke",
+        target_type="license",
+        target_id=str(lic.id),
+        reason=reason,
+        model_version=version,
+        details={"name": lic.name, "pairs": len(leaving)},
     )
     return LicenseRevoked(
         license=lic.name, status="revoked", pairs_removed=len(leaving), model_version=version
@@ -168,16 +166,15 @@ def restore(
         always=True,
     )
     assert version is not None
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="license.restore",
-            target_type="license",
-            target_id=str(lic.id),
-            reason=reason,
-            model_version=version,
-            details={"name": lic.name, "pairs": len(returning)},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="license.restore",
+        target_type="license",
+        target_id=str(lic.id),
+        reason=reason,
+        model_version=version,
+        details={"name": lic.name, "pairs": len(returning)},
     )
     return LicenseRestored(
         license=lic.name, status="active", pairs_restored=len(returning), model_version=version

@@ -1,17 +1,17 @@
 """Pair use cases: read one with its provenance, delete one (its embeddings and bytes go)."""
 
-from typing import Any
-
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, sha256_of_uri
-from asifdb.db.models import AuditEvent, Job, License, Pair, PredictionEvidence
+from asifdb.db.models import Job, License, Pair, PredictionEvidence
 from asifdb.errors import Conflict, NotFound
-from asifdb.services import blob_refs, model
+from asifdb.schemas.pairs import Pair as PairOut
+from asifdb.schemas.pairs import PairLicense, Provenance
+from asifdb.services import audit, blob_refs, model
 
 
-def get(session: Session, *, pair_id: int) -> dict[str, Any]:
+def get(session: Session, *, pair_id: int) -> PairOut:
     """A pair with its provenance, its licence, and how often it carried a prediction."""
     row = session.execute(
         select(Pair, License).join(License, License.id == Pair.license_id).where(Pair.id == pair_id)
@@ -29,39 +29,39 @@ def get(session: Session, *, pair_id: int) -> dict[str, Any]:
         .select_from(PredictionEvidence)
         .where(PredictionEvidence.pair_id == pair_id)
     )
-    return {
-        "id": pair.id,
-        "caption": pair.caption,
-        "collection": pair.collection,
-        "status": pair.status,
-        "status_reason": pair.status_reason,
-        "usable": usable,
-        "image_sha256": pair.image_sha256,
-        "width": pair.width,
-        "height": pair.height,
-        "blob_uri": pair.blob_uri,
-        "image_encoder": pair.image_encoder,
-        "text_encoder": pair.text_encoder,
-        "provenance": {
-            "source_uri": pair.source_uri,
-            "source_key": pair.source_key,
-            "metadata": pair.source_metadata,
-            "job_id": pair.job_id,
-            "job_source": job.source if job else None,
-            "added_by": pair.added_by,
-            "added_at": pair.added_at,
-        },
-        "license": {
-            "id": lic.id,
-            "name": lic.name,
-            "status": lic.status,
-            "holder": lic.holder,
-            "terms_url": lic.terms_url,
-        },
-        "deleted_at": pair.deleted_at,
-        "deleted_by": pair.deleted_by,
-        "evidence_count": evidence,
-    }
+    return PairOut(
+        id=pair.id,
+        caption=pair.caption,
+        collection=pair.collection,
+        status=pair.status,
+        status_reason=pair.status_reason,
+        usable=usable,
+        image_sha256=pair.image_sha256,
+        width=pair.width,
+        height=pair.height,
+        blob_uri=pair.blob_uri,
+        image_encoder=pair.image_encoder,
+        text_encoder=pair.text_encoder,
+        provenance=Provenance(
+            source_uri=pair.source_uri,
+            source_key=pair.source_key,
+            metadata=pair.source_metadata,
+            job_id=pair.job_id,
+            job_source=job.source if job else None,
+            added_by=pair.added_by,
+            added_at=pair.added_at,
+        ),
+        license=PairLicense(
+            id=lic.id,
+            name=lic.name,
+            status=lic.status,
+            holder=lic.holder,
+            terms_url=lic.terms_url,
+        ),
+        deleted_at=pair.deleted_at,
+        deleted_by=pair.deleted_by,
+        evidence_count=evidence or 0,
+    )
 
 
 def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = None) -> str | None:
@@ -93,17 +93,16 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
     version = model.change_usable(
         session, change=f"delete pair {pair_id}", leaving=[pair_id] if was_usable else []
     )
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="pair.delete",
-            target_type="pair",
-            target_id=str(pair_id),
-            reason=reason,
-            model_version=version,
-            # Ids only: the log is append-only, so it must never hold a licence's content.
-            details={"license_id": pair.license_id},
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="pair.delete",
+        target_type="pair",
+        target_id=str(pair_id),
+        reason=reason,
+        model_version=version,
+        # Ids only: the log is append-only, so it must never hold a licence's content.
+        details={"license_id": pair.license_id},
     )
     if blob is None:
         return None

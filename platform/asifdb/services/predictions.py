@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from asifdb.db.models import Prediction, PredictionEvidence
 from asifdb.errors import NotFound
+from asifdb.schemas.predictions import EvidenceRow, ModelSettings
+from asifdb.schemas.predictions import Prediction as PredictionOut
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def record(session: Session, *, evidence: list[Evidence], **fields: Any) -> int:
     return prediction.id
 
 
-def get(session: Session, *, prediction_id: int, evidence_limit: int | None = 50) -> dict[str, Any]:
+def get(session: Session, *, prediction_id: int, evidence_limit: int | None = 50) -> PredictionOut:
     """A prediction with its settings and its evidence (pairs, captions, licences)."""
     prediction = session.get(Prediction, prediction_id)
     if prediction is None:
@@ -69,30 +71,30 @@ def get(session: Session, *, prediction_id: int, evidence_limit: int | None = 50
         text("SELECT count(*) FROM prediction_evidence WHERE prediction_id = :p"),
         {"p": prediction_id},
     ).scalar_one()
-    return {
-        "id": prediction.id,
-        "created_at": prediction.created_at,
-        "task": prediction.task,
-        "channel": prediction.channel,
-        "client": prediction.client,
-        "input_sha256": prediction.input_sha256,
-        "input_name": prediction.input_name,
-        "candidates": prediction.candidates,
-        "result": prediction.result,
-        "predicted_label": prediction.predicted_label,
-        "score": prediction.score,
-        "model": {
-            "version": prediction.model_version,
-            "image_encoder": prediction.image_encoder,
-            "text_encoder": prediction.text_encoder,
-            "k": prediction.k,
-            "p": prediction.p,
-            "aggregation": prediction.aggregation,
-            "topk": prediction.topk_method,
-        },
-        "evidence_total": total,
-        "evidence": [dict(r) for r in rows],
-    }
+    return PredictionOut(
+        id=prediction.id,
+        created_at=prediction.created_at,
+        task=prediction.task,
+        channel=prediction.channel,
+        client=prediction.client,
+        input_sha256=prediction.input_sha256,
+        input_name=prediction.input_name,
+        candidates=prediction.candidates,
+        result=prediction.result,
+        predicted_label=prediction.predicted_label,
+        score=prediction.score,
+        model=ModelSettings(
+            version=prediction.model_version,
+            image_encoder=prediction.image_encoder,
+            text_encoder=prediction.text_encoder,
+            k=prediction.k,
+            p=prediction.p,
+            aggregation=prediction.aggregation,
+            topk=prediction.topk_method,
+        ),
+        evidence_total=total,
+        evidence=[EvidenceRow.model_validate(dict(r)) for r in rows],
+    )
 
 
 def list_recent(

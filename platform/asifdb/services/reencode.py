@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobNotFound, BlobStore
 from asifdb.db.bulk import stage_embeddings
-from asifdb.db.models import IMAGE_DIM, TEXT_DIM, AuditEvent, Reencode, ReencodeBatch
+from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Reencode, ReencodeBatch
 from asifdb.errors import ConfigError, Conflict, NotFound
-from asifdb.services import model
+from asifdb.services import audit, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 
@@ -82,18 +82,17 @@ def start(
         ReencodeBatch(reencode_id=job.id, pair_ids=pair_ids[i : i + batch_size])
         for i in range(0, len(pair_ids), batch_size)
     )
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="reencode.create",
-            target_type="reencode",
-            target_id=str(job.id),
-            details={
-                "from": [state.image_encoder, state.text_encoder],
-                "to": [image_encoder, text_encoder],
-                "pairs": len(pair_ids),
-            },
-        )
+    audit.record(
+        session,
+        actor=actor,
+        action="reencode.create",
+        target_type="reencode",
+        target_id=str(job.id),
+        details={
+            "from": [state.image_encoder, state.text_encoder],
+            "to": [image_encoder, text_encoder],
+            "pairs": len(pair_ids),
+        },
     )
     if not pair_ids:
         _switch(session, job, blobs=None, encoders=None, timer=StageTimer())
@@ -321,21 +320,20 @@ def _switch(
         job.status = "done"
         job.finished_at = func.now()
         job.switched_version = version
-        session.add(
-            AuditEvent(
-                actor=job.created_by or "unknown",
-                action="model.reencode",
-                target_type="reencode",
-                target_id=str(job.id),
-                model_version=version,
-                details={
-                    "from": [job.from_image_encoder, job.from_text_encoder],
-                    "to": [job.image_encoder, job.text_encoder],
-                    "pairs": job.done,
-                    "missing_blobs": job.missing,
-                    "no_longer_usable": len(before - after),
-                },
-            )
+        audit.record(
+            session,
+            actor=job.created_by or "unknown",
+            action="model.reencode",
+            target_type="reencode",
+            target_id=str(job.id),
+            model_version=version,
+            details={
+                "from": [job.from_image_encoder, job.from_text_encoder],
+                "to": [job.image_encoder, job.text_encoder],
+                "pairs": job.done,
+                "missing_blobs": job.missing,
+                "no_longer_usable": len(before - after),
+            },
         )
 
 

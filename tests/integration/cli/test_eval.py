@@ -31,7 +31,7 @@ def model_url(db_url: str, encoders: Encoders, shared_data: Path, tmp_path: Path
         report = ingest(platform, wds, licence="anchors", batch_size=64)
     finally:
         platform.close()
-    assert report["done"] == PAIRS
+    assert report.done == PAIRS
     return db_url
 
 

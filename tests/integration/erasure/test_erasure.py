@@ -102,9 +102,9 @@ def test_erasure_leaves_no_byte_of_the_licence_in_the_database_files(
     # History: the predictions stay, their evidence reduced to ids and scores.
     with platform.sessions() as session:
         shown = predictions.get(session, prediction_id=classified, evidence_limit=None)
-        erased_rows = [e for e in shown["evidence"] if e["pair_id"] in gone]
+        erased_rows = [e for e in shown.evidence if e.pair_id in gone]
         assert erased_rows, "the classification used pairs of the erased licence"
-        assert all(e["caption"] is None and e["pair_deleted"] for e in erased_rows)
+        assert all(e.caption is None and e.pair_deleted for e in erased_rows)
         hits = session.execute(
             text("SELECT result->'hits' FROM predictions WHERE id = :p"), {"p": retrieved}
         ).scalar_one()

@@ -68,11 +68,11 @@ def test_an_item_only_the_database_refuses_is_rejected_and_its_batch_goes_in(
         report = ingestion.job_report(session, job_id=job_id)
         captions = set(session.scalars(select(Pair.caption)))
     platform.close()
-    assert report["status"] == "done", report
-    assert (report["done"], report["rejected"]) == (2, 1), report
-    (reject,) = report["rejects"]
-    assert reject["code"] == "refused_by_database"
-    assert "json" in reject["reason"] and "NaN" not in reject["reason"], reject
+    assert report.status == "done", report
+    assert (report.done, report.rejected) == (2, 1), report
+    (reject,) = report.rejects
+    assert reject.code == "refused_by_database"
+    assert "json" in reject.reason and "NaN" not in reject.reason, reject
     assert captions == {"a cat", "another cat"}
 
 
@@ -130,12 +130,12 @@ def test_a_batch_failing_on_its_data_is_retried_with_backoff_then_fails_and_the_
         # Never sent again by the recovery loop, never tried again by a late delivery.
         assert second not in ingestion.stalled_batches(session, older_than=timedelta(0))
     assert ingestion.process_batch(**run, batch_id=second, retries=retries).status == "failed"
-    assert report["status"] == "partial", report
-    assert report["done"] == 2 and report["finished_at"] is not None
-    assert "1 of 2 batches failed" in report["error"]
-    (given_up,) = report["failed_batches"]
-    assert given_up["batch"] == second and given_up["items"] == [2, 4]
-    assert given_up["attempts"] == 3
+    assert report.status == "partial", report
+    assert report.done == 2 and report.finished_at is not None
+    assert "1 of 2 batches failed" in report.error
+    (given_up,) = report.failed_batches
+    assert given_up.batch == second and given_up.items == [2, 4]
+    assert given_up.attempts == 3
 
     out = asifdb_cli("job", str(job_id), env=cli_env(db_url, tmp_path / "cli"))
     platform.close()

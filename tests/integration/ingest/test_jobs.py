@@ -58,16 +58,16 @@ def test_a_source_becomes_ready_pairs_and_reasoned_rejects(
     blobs = BlobStore(tmp_path / "blobs")
     report = _run(sessions, blobs, encoders, folder)
 
-    assert report["status"] == "done"
-    assert report["total"] == 64
-    assert (report["done"], report["duplicates"], report["rejected"]) == (60, 0, 4)
-    assert report["reject_reasons"] == {
+    assert report.status == "done"
+    assert report.total == 64
+    assert (report.done, report.duplicates, report.rejected) == (60, 0, 4)
+    assert report.reject_reasons == {
         "corrupt_image": 1,
         "empty_image": 1,
         "empty_caption": 1,
         "not_an_image": 1,
     }
-    assert all(r["reason"] for r in report["rejects"])
+    assert all(r.reason for r in report.rejects)
 
     with sessions() as session:
         rows = session.execute(
@@ -98,7 +98,7 @@ def test_ingesting_the_same_source_twice_adds_nothing(
 
     again = _run(sessions, blobs, encoders, folder)
 
-    assert (again["done"], again["duplicates"], again["rejected"]) == (0, 60, 4)
+    assert (again.done, again.duplicates, again.rejected) == (0, 60, 4)
     with sessions() as session:
         assert session.execute(text("SELECT count(*) FROM pairs")).scalar_one() == 60
         assert model.current_version(session) == version, "no change, no new model version"
@@ -177,7 +177,7 @@ def test_class_folders_with_a_caption_template(
         template="a photo of a {}.",
         collection="cifar10-train",
     )
-    assert (report["total"], report["done"], report["rejected"]) == (1000, 1000, 0)
+    assert (report.total, report.done, report.rejected) == (1000, 1000, 0)
     with sessions() as session:
         captions = set(session.execute(text("SELECT DISTINCT caption FROM pairs")).scalars())
     assert captions == {

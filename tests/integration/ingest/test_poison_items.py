@@ -30,7 +30,7 @@ def test_a_nul_in_a_file_name_rejects_that_item_only(
         job_id = session.scalars(select(Job.id)).one()
         report = ingestion.job_report(session, job_id=job_id)
     platform.close()
-    assert report["status"] in ("done", "partial"), report
-    assert (report["done"], report["rejected"]) == (1, 1), report
-    (reject,) = report["rejects"]
-    assert "NUL" in reject["reason"]
+    assert report.status in ("done", "partial"), report
+    assert (report.done, report.rejected) == (1, 1), report
+    (reject,) = report.rejects
+    assert "NUL" in reject.reason

@@ -69,9 +69,9 @@ def test_a_hostile_jsonl_ends_in_rejects_and_relative_paths(
         audit = session.execute(text("SELECT details FROM audit_events")).scalars().all()
     platform.close()
 
-    assert report["status"] == "done" and (report["done"], report["rejected"]) == (2, 6), report
-    assert report["source"] == "cats/pairs.jsonl"
-    assert report["reject_reasons"] == {"outside_source": 5, "not_a_file": 1}
+    assert report.status == "done" and (report.done, report.rejected) == (2, 6), report
+    assert report.source == "cats/pairs.jsonl"
+    assert report.reject_reasons == {"outside_source": 5, "not_a_file": 1}
     shown = json.dumps([report, audit], default=str)
     assert str(tmp_path) not in shown and "/etc" not in shown
     assert "root:" not in shown and SECRET not in shown

@@ -84,7 +84,7 @@ def anchors_url(
     platform = _platform(url, lab_encoders, tmp_path_factory.mktemp("blobs"))
     report = ingest(platform, wds, licence=ANCHORS_LICENCE, batch_size=128)
     platform.close()
-    assert report["done"] == ANCHOR_PAIRS
+    assert report.done == ANCHOR_PAIRS
     return url
 
 

@@ -1,6 +1,6 @@
 """`/v1/pairs` and `/v1/jobs`: upload pairs (a job), follow a job, read or delete a pair."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
@@ -66,7 +66,7 @@ def upload_pairs(
 )
 def get_job(
     job_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("jobs:read"))]
-) -> dict[str, Any]:
+) -> Job:
     return ingestion.job_report(session, job_id=job_id)
 
 
@@ -75,7 +75,7 @@ def get_job(
 )
 def get_pair(
     pair_id: Id, session: SessionDep, _: Annotated[Principal, Depends(allowed("pairs:read"))]
-) -> dict[str, Any]:
+) -> Pair:
     return pairs.get(session, pair_id=pair_id)
 
 

@@ -24,7 +24,7 @@ def get_prediction(
     session: SessionDep,
     _: Annotated[Principal, Depends(allowed("predictions:read"))],
     evidence_limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
-) -> dict[str, Any]:
+) -> Prediction:
     return predictions.get(session, prediction_id=prediction_id, evidence_limit=evidence_limit)
 
 

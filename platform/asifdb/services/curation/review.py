@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.schemas.curation import LicensesRevoked
-from asifdb.services import licences, model
+from asifdb.services import audit, licences, model
 from asifdb.services.curation.common import check_page
 
 
@@ -42,31 +42,6 @@ def _existing(session: Session, ids: list[int], *, lock: bool = False) -> dict[i
     return found
 
 
-def _audit(
-    session: Session,
-    ids: list[int],
-    *,
-    action: str,
-    actor: str,
-    reason: str | None,
-    version: int | None,
-) -> None:
-    session.execute(
-        text(
-            "INSERT INTO audit_events (actor, action, target_type, target_id, reason, "
-            "model_version) SELECT :actor, :action, 'pair', unnest(CAST(:ids AS text[])), "
-            ":reason, :v"
-        ),
-        {
-            "actor": actor,
-            "action": action,
-            "ids": [str(i) for i in ids],
-            "reason": reason,
-            "v": version,
-        },
-    )
-
-
 def mark(
     session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None
 ) -> dict[str, Any]:
@@ -83,8 +58,13 @@ def mark(
             {"ids": ids, "actor": actor, "reason": reason},
         ).scalars()
     )
-    _audit(
-        session, sorted(marked), action="pair.mark_review", actor=actor, reason=reason, version=None
+    audit.record_each(
+        session,
+        actor=actor,
+        action="pair.mark_review",
+        target_type="pair",
+        target_ids=sorted(marked),
+        reason=reason,
     )
     return {"marked": len(marked), "already_marked": len(ids) - len(marked)}
 
@@ -98,8 +78,12 @@ def unmark(session: Session, *, pair_ids: list[int], actor: str) -> dict[str, An
             {"ids": ids},
         ).scalars()
     )
-    _audit(
-        session, sorted(gone), action="pair.unmark_review", actor=actor, reason=None, version=None
+    audit.record_each(
+        session,
+        actor=actor,
+        action="pair.unmark_review",
+        target_type="pair",
+        target_ids=sorted(gone),
     )
     return {"unmarked": len(gone)}
 
@@ -146,7 +130,15 @@ def reject(
     version = model.change_usable(
         session, change=f"reject {len(leaving)} pairs: -{len(leaving)}", leaving=leaving
     )
-    _audit(session, todo, action="pair.reject", actor=actor, reason=why, version=version)
+    audit.record_each(
+        session,
+        actor=actor,
+        action="pair.reject",
+        target_type="pair",
+        target_ids=todo,
+        reason=why,
+        model_version=version,
+    )
     return {
         "rejected": len(todo),
         "already_rejected": len(ids) - len(todo),
@@ -176,7 +168,15 @@ def restore(
     version = model.change_usable(
         session, change=f"restore {len(returning)} rejected pairs", returning=returning
     )
-    _audit(session, todo, action="pair.restore", actor=actor, reason=reason, version=version)
+    audit.record_each(
+        session,
+        actor=actor,
+        action="pair.restore",
+        target_type="pair",
+        target_ids=todo,
+        reason=reason,
+        model_version=version,
+    )
     return {
         "restored": len(todo),
         "pairs_returned": len(returning),
