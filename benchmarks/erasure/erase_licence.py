@@ -46,10 +46,9 @@ from machine import describe  # noqa: E402
 from asifdb.anchors import ann_index  # noqa: E402
 from asifdb.anchors.live import LiveModel  # noqa: E402
 from asifdb.blobs import BlobStore  # noqa: E402
+from asifdb.context import Platform  # noqa: E402
 from asifdb.db.session import session_factory  # noqa: E402
-from asifdb.encoders import get_encoder  # noqa: E402
 from asifdb.services import erasure, labelsets, licences  # noqa: E402
-from asifdb.services.model import Encoders  # noqa: E402
 from asifdb.settings import get_settings  # noqa: E402
 
 log = logging.getLogger("erase_licence")
@@ -63,11 +62,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    settings = get_settings()
-    encoders = Encoders(
-        image=get_encoder(settings.image_encoder, cache_dir=settings.data_dir / "cache/encoders"),
-        text=get_encoder(settings.text_encoder),
-    )
+    encoders = Platform(get_settings()).encoders  # the configured ones, as every process loads them
     candidates = labelsets.check((CIFAR / "classnames.txt").read_text().split(), TEMPLATES)
     [image, *history] = _images(4)  # one to classify in the loop, three for history
     result: dict = {

@@ -41,8 +41,8 @@ from synthetic import World  # noqa: E402
 
 from asifdb import engine  # noqa: E402
 from asifdb.anchors.live import LiveModel  # noqa: E402
+from asifdb.context import Platform  # noqa: E402
 from asifdb.db.session import session_factory  # noqa: E402
-from asifdb.encoders import get_encoder  # noqa: E402
 from asifdb.services import labelsets, licences  # noqa: E402
 from asifdb.services.classify import Options, classify  # noqa: E402
 from asifdb.services.model import Encoders  # noqa: E402
@@ -63,11 +63,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    settings = get_settings()
-    encoders = Encoders(
-        image=get_encoder(settings.image_encoder, cache_dir=settings.data_dir / "cache/encoders"),
-        text=get_encoder(settings.text_encoder),
-    )
+    encoders = Platform(get_settings()).encoders  # the configured ones, as every process loads them
     classes = (CIFAR / "classnames.txt").read_text().split()
     candidates = labelsets.check(classes, TEMPLATES)
     images = _images(args.queries + 2 * args.rounds + 1)

@@ -222,7 +222,7 @@ def report(session: Session, *, licence: str | int) -> ErasureReport:
         raise NotFound(f"licence {lic.name!r} has not been erased")
     if erasure.report is None:
         return _bare_report(erasure)
-    return _from_json(erasure.report)
+    return ErasureReport.model_validate(erasure.report)
 
 
 # --- 1. sample --------------------------------------------------------------------------------
@@ -681,7 +681,3 @@ def _bare_report(erasure: Erasure) -> ErasureReport:
         model_version=erasure.model_version,
         removed=removed,
     )
-
-
-def _from_json(data: dict[str, Any]) -> ErasureReport:
-    return ErasureReport.model_validate(data)

@@ -74,7 +74,8 @@ def test_classifier_names_the_class_of_real_images(
     # The twelve were chosen as Lite0 names them right, so Lite0 must name (most of) them first;
     # Lite1 and Lite2, not chosen on them, must have them in their top five. On 300 random
     # Tiny-ImageNet val images (upscaled from 64 px) the three agree: top-1 30 / 27 / 25 %, top-5
-    # 56 / 58 / 56 %; a single mis-mapped tensor leaves next to none.
+    # 56 / 58 / 56 % (benchmarks/encoders/lite_variants.py); a mis-mapped tensor leaves
+    # next to none.
     assert within >= 10, f"{within}/12 in the top five: {top5}"
     if variant.number == 0:
         # Most, not all: a borderline image may flip with a library's rounding.
