@@ -3,6 +3,7 @@
 
 import base64
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import gate
@@ -10,6 +11,7 @@ import pandas as pd
 import runtime
 import streamlit as st
 from PIL import Image
+from pydantic import BaseModel
 
 from asifdb.blobs import BlobNotFound, sha256_of_uri
 from asifdb.schemas.pairs import Pair
@@ -33,10 +35,11 @@ def thumbnail(blob_uri: str) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def pairs_table(rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
-    """Rows that each name a `pair_id`, with the pair's thumbnail first where the key may read
-    pairs; `columns` maps each shown field to its `st.column_config` (or a label)."""
-    frame = pd.DataFrame(rows, columns=["pair_id", *columns])
+def pairs_table(rows: Sequence[BaseModel], columns: dict[str, Any]) -> None:
+    """Rows (public schemas) that each have a `pair_id`, with the pair's thumbnail first where
+    the key may read pairs; `columns` maps each shown field to its `st.column_config` (or a
+    label)."""
+    frame = pd.DataFrame([row.model_dump() for row in rows], columns=["pair_id", *columns])
     if gate.may("pairs:read"):
         gate.allow("pairs:read")
         with runtime.platform().sessions() as session:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from asifdb import engine
 from asifdb.context import Platform
+from asifdb.schemas.curation import PairValues
 from asifdb.services import curation, evaluation, licences, model
 from benchmarks.results import runner
 from benchmarks.results.anchors_db import ROOT, ROOTS, SHARED_DATA, ingest
@@ -99,7 +100,7 @@ def _mismatch(platform: Platform, swapped: list[int]) -> dict:
     top = positive[: len(swapped)].sum()
     missed = ids[len(swapped) :][positive[len(swapped) :]]
     return {
-        "refresh": refreshed,
+        "refresh": refreshed.model_dump(),
         "refresh_seconds": round(seconds, 1),
         "pairs": len(ids),
         "swapped": int(positive.sum()),
@@ -123,7 +124,7 @@ def _after_revoke(platform: Platform, swapped: list[int]) -> dict:
     with platform.sessions() as session:
         for offset in range(0, 2000, curation.MAX_PAGE):
             page = curation.mismatches(session, limit=curation.MAX_PAGE, offset=offset)
-            listed += [r["pair_id"] for r in page["items"]]
+            listed += [r.pair_id for r in page.items]
     return {
         "revoked": done.model_dump(),
         "first_2000_listed": len(listed),
@@ -204,13 +205,13 @@ def _duplicates(platform: Platform) -> dict:
         },
         "copies": len(copies),
         "recall": float(np.mean(joined)),
-        "groups": found["groups"],
+        "groups": found.groups,
         "false_groups": false_groups,
-        "refresh_seconds": found["seconds"],
+        "refresh_seconds": found.seconds,
     }
 
 
-def _value(platform: Platform) -> dict:
+def _value(platform: Platform) -> PairValues:
     with platform.sessions() as session:
         return curation.pair_values(
             session,
@@ -240,7 +241,7 @@ def run(platform: Platform) -> runner.Result:
     result: runner.Result = {"same_class_swaps": swap["same_class_swaps"]}
     result["mismatch"] = _mismatch(platform, swap["swapped"])
     log.info("mismatch %s", {k: v for k, v in result["mismatch"].items() if "auc" in k})
-    value = _value(platform)
+    value = _value(platform).model_dump()
     value["harmful_swapped"] = int(np.isin(value.pop("harmful_ids")[:200], swap["swapped"]).sum())
     result["value"] = value
     log.info("what if %s", value["what_if"])

@@ -43,6 +43,7 @@ from asifdb import engine  # noqa: E402
 from asifdb.anchors.live import LiveModel  # noqa: E402
 from asifdb.context import Platform  # noqa: E402
 from asifdb.db.session import session_factory  # noqa: E402
+from asifdb.schemas.predictions import Classification  # noqa: E402
 from asifdb.services import labelsets, licences  # noqa: E402
 from asifdb.services.classify import Options, classify  # noqa: E402
 from asifdb.services.model import Encoders  # noqa: E402
@@ -78,7 +79,7 @@ def main() -> None:
         sessions = session_factory(db)
         live = LiveModel()
 
-        def query(image: tuple[str, bytes]) -> tuple[float, dict]:
+        def query(image: tuple[str, bytes]) -> tuple[float, Classification]:
             return timed_classify(sessions, live, encoders, candidates, image)
 
         cold, _ = query(images.pop())
@@ -228,7 +229,7 @@ def _round(sessions, live, encoders, name: str, query, after_revoke, after_resto
         revoked = licences.revoke(session, licence=name, reason="benchmark", actor="bench")
     revoke_s = time.perf_counter() - started
     next_s, result = query(after_revoke)
-    leaked = _evidence_from(sessions, result["prediction_id"], licence_id)
+    leaked = _evidence_from(sessions, result.prediction_id, licence_id)
     after = _neighbours_from(sessions, live, encoders, after_revoke, licence_id)
     started = time.perf_counter()
     with sessions.begin() as session:
@@ -240,15 +241,15 @@ def _round(sessions, live, encoders, name: str, query, after_revoke, after_resto
         "revoke_s": round(revoke_s, 3),
         "pairs_removed": revoked.pairs_removed,
         "next_query_s": round(next_s, 3),
-        "next_query_usable_pairs": result["usable_pairs"],
-        "next_query_evidence_pairs": result["evidence_pairs"],
+        "next_query_usable_pairs": result.usable_pairs,
+        "next_query_evidence_pairs": result.evidence_pairs,
         "next_query_evidence_from_revoked": leaked,
         "neighbours_from_licence_before_revoke": before,
         "neighbours_from_licence_after_revoke": after,
         "restore_s": round(restore_s, 3),
         "pairs_restored": restored.pairs_restored,
         "after_restore_query_s": round(next_restore_s, 3),
-        "after_restore_usable_pairs": back["usable_pairs"],
+        "after_restore_usable_pairs": back.usable_pairs,
     }
 
 

@@ -172,17 +172,18 @@ def status(
         report = platform_status(engine=platform.engine, broker_url=url)
     finally:
         platform.close()
+    answer = report.wire()
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        sys.stdout.write(to_json(answer))
     else:
-        for part, state in report.items():
+        for part, state in answer.items():
             if isinstance(state, dict):
                 mark = (
                     "" if "ok" not in state else ("[green]ok[/]" if state["ok"] else "[red]FAIL[/]")
                 )
                 details = ", ".join(f"{k}={v}" for k, v in state.items() if k != "ok")
                 console.print(f"{part:<11} {mark} {details}")
-    if not report["ok"]:
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -273,27 +274,26 @@ def licenses_impact(
     finally:
         platform.close()
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        sys.stdout.write(to_json(report))
         return
-    lic = report["license"]
+    lic = report.license
     console.print(
-        f"licence [bold]{lic['name']}[/] ({lic['status']}): {report['pairs']} pairs, "
-        f"{report['usable_pairs']} usable now; influenced {report['predictions_influenced']} "
-        f"predictions (total contribution {report['total_contribution']:.4f})"
+        f"licence [bold]{lic.name}[/] ({lic.status}): {report.pairs} pairs, "
+        f"{report.usable_pairs} usable now; influenced {report.predictions_influenced} "
+        f"predictions (total contribution {report.total_contribution:.4f})"
     )
     table = Table("prediction", "share", "label then", "label now", "changed")
-    for row in report["sample"]:
-        rerun = row["rerun"] or {}
-        changed = {True: "[red]yes[/]", False: "no", None: row.get("note", "")}[row["changed"]]
+    for row in report.sample:
+        changed = {True: "[red]yes[/]", False: "no", None: row.note or ""}[row.changed]
         table.add_row(
-            str(row["prediction_id"]),
-            f"{row['share_of_score'] or 0:.1%}",
-            str(row["label_then"]),
-            str(rerun.get("label", "")),
+            str(row.prediction_id),
+            f"{row.share_of_score or 0:.1%}",
+            str(row.label_then),
+            row.rerun.label if row.rerun else "",
             changed,
         )
     console.print(table)
-    console.print(f"{report['changed']} of {report['sample_size']} re-run predictions changed")
+    console.print(f"{report.changed} of {report.sample_size} re-run predictions changed")
 
 
 @app.command()
@@ -334,17 +334,17 @@ def classify(
     finally:
         platform.close()
     if as_json:
-        sys.stdout.write(json.dumps(results, indent=2, default=str) + "\n")
+        sys.stdout.write(to_json(results))
         return
     for result in results:
         console.print(
-            f"[bold]{result['input']}[/]: {result['label']} ({result['score']:.4f}), "
-            f"prediction {result['prediction_id']}, model version {result['model_version']}"
+            f"[bold]{result.input}[/]: {result.label} ({result.score:.4f}), "
+            f"prediction {result.prediction_id}, model version {result.model_version}"
         )
-        for evidence in result["evidence"][:5]:
+        for evidence in result.evidence[:5]:
             console.print(
-                f"  pair {evidence['pair_id']:>7} {evidence['contribution']:.4f}  "
-                f"{evidence['caption']}  [{evidence['license']}]"
+                f"  pair {evidence.pair_id:>7} {evidence.contribution:.4f}  "
+                f"{evidence.caption}  [{evidence.license}]"
             )
 
 
@@ -375,11 +375,11 @@ def keys_list() -> None:
     table = Table("name", "role", "prefix", "created", "revoked")
     for r in rows:
         table.add_row(
-            str(r["name"]),
-            str(r["role"]),
-            str(r["prefix"]),
-            str(r["created_at"]),
-            str(r["revoked_at"] or ""),
+            r.name,
+            r.role,
+            r.prefix,
+            str(r.created_at),
+            str(r.revoked_at or ""),
         )
     console.print(table)
 
@@ -571,13 +571,13 @@ def eval_(
         platform.close()
     summary = result.summary()
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.write(to_json(summary))
         return
     table = Table("class", "top-1", "images")
     counts = {c: 0 for c in result.classes}
     for prediction in result.predictions:
         counts[prediction.true_label] += 1
-    for name, accuracy in summary["per_class"].items():
+    for name, accuracy in summary.per_class.items():
         table.add_row(name, f"{100 * accuracy:.1f} %", str(counts[name]))
     console.print(table)
     console.print(
@@ -590,7 +590,7 @@ def eval_(
         f"{result.method} top-k, model version {result.model_version} "
         f"({result.usable_pairs} usable pairs)"
     )
-    console.print(f"{result.seconds:.1f} s, {summary['images_per_second']:.1f} images/s")
+    console.print(f"{result.seconds:.1f} s, {summary.images_per_second or 0:.1f} images/s")
 
 
 def main() -> None:

@@ -61,10 +61,10 @@ def fit(
             full=full,
         )
     console.print(
-        f"scored {result['scored']} of {result['usable_pairs']} usable pairs in "
-        f"{curation.SPACES[result['aligned']]}, k = {result['k']}, p = {result['p']:g} "
-        f"(model version {result['model_version']}, "
-        f"{result['seconds']} s)"
+        f"scored {result.scored} of {result.usable_pairs} usable pairs in "
+        f"{curation.SPACES[result.aligned]}, k = {result.k}, p = {result.p:g} "
+        f"(model version {result.model_version}, "
+        f"{result.seconds} s)"
     )
 
 
@@ -77,23 +77,23 @@ def mismatches(limit: Limit = 20, offset: Offset = 0, as_json: Json = False) -> 
         _print_json(page)
         return
     table = Table("pair", "fit", "rank", "margin", "licence", "caption", "marked")
-    for r in page["items"]:
+    for r in page.items:
         table.add_row(
-            str(r["pair_id"]),
-            f"{r['fit']:.2f}",
-            f"{r['rank']}/{r['compared'] + 1}",
-            f"{r['margin']:+.3f}",
-            r["license"],
-            _short(r["caption"]),
-            "yes" if r["marked"] else "",
+            str(r.pair_id),
+            f"{r.fit:.2f}",
+            f"{r.rank}/{r.compared + 1}",
+            f"{r.margin:+.3f}",
+            r.license,
+            _short(r.caption),
+            "yes" if r.marked else "",
         )
     console.print(table)
     console.print(
-        f"{page['scored']} of {page['usable_pairs']} usable pairs scored; "
-        f"{page['unscored']} unscored (run `asifdb curate fit`)"
+        f"{page.scored} of {page.usable_pairs} usable pairs scored; "
+        f"{page.unscored} unscored (run `asifdb curate fit`)"
     )
-    if page["mixed_spaces"]:
-        console.print(f"{curation.MIXED_SPACES}: {page['scored_in']}")
+    if page.mixed_spaces:
+        console.print(f"{curation.MIXED_SPACES}: {page.scored_in}")
 
 
 @app.command("find-duplicates")
@@ -106,8 +106,8 @@ def find_duplicates(
     with _session() as (platform, session):
         result = curation.refresh_duplicates(session, live=platform.live, threshold=threshold)
     console.print(
-        f"{result['groups']} groups, {result['pairs_in_groups']} pairs, cosine >= "
-        f"{result['threshold']} (model version {result['model_version']}, {result['seconds']} s)"
+        f"{result.groups} groups, {result.pairs_in_groups} pairs, cosine >= "
+        f"{result.threshold} (model version {result.model_version}, {result.seconds} s)"
     )
 
 
@@ -120,19 +120,19 @@ def duplicates(limit: Limit = 20, offset: Offset = 0, as_json: Json = False) -> 
         _print_json(page)
         return
     table = Table("group", "pair", "cosine", "keeper", "size", "licence", "caption")
-    for g in page["groups"]:
-        for m in g["pairs"]:
+    for g in page.groups:
+        for m in g.pairs:
             table.add_row(
-                str(g["group_id"]),
-                str(m["pair_id"]),
-                f"{m['cosine']:.3f}",
-                "keep" if m["keeper"] else "",
-                f"{m['width']}x{m['height']}",
-                m["license"],
-                _short(m["caption"]),
+                str(g.group_id),
+                str(m.pair_id),
+                f"{m.cosine:.3f}",
+                "keep" if m.keeper else "",
+                f"{m.width}x{m.height}",
+                m.license,
+                _short(m.caption),
             )
     console.print(table)
-    console.print(f"{page['total_groups']} groups in all")
+    console.print(f"{page.total_groups} groups in all")
 
 
 @app.command("value")
@@ -171,22 +171,22 @@ def value(
     if as_json:
         _print_json(report)
         return
-    for side in ("harmful", "helpful"):
+    for side, valued in (("harmful", report.harmful), ("helpful", report.helpful)):
         table = Table("pair", "value", "licence", "caption", title=f"most {side}")
-        for r in report[side]:
-            table.add_row(str(r["pair_id"]), f"{r['value']:+.3f}", r["license"], r["caption"])
+        for r in valued:
+            table.add_row(str(r.pair_id), f"{r.value:+.3f}", r.license, r.caption)
         console.print(table)
     curve = Table("excluded", "accuracy (found on)", "accuracy (held out)", title="what if")
-    for row in report["what_if"]:
+    for row in report.what_if:
         curve.add_row(
-            str(row["excluded"]),
-            f"{row['accuracy_found_on']:.1%}",
-            f"{row['accuracy_held_out']:.1%}",
+            str(row.excluded),
+            f"{row.accuracy_found_on:.1%}",
+            f"{row.accuracy_held_out:.1%}",
         )
     console.print(curve)
     console.print(
-        f"values found on {report['images_found_on']} images, accuracy held out on "
-        f"{report['images_held_out']}; nothing changed in the model (a dry run)"
+        f"values found on {report.images_found_on} images, accuracy held out on "
+        f"{report.images_held_out}; nothing changed in the model (a dry run)"
     )
 
 
@@ -195,7 +195,7 @@ def mark(ids: Ids, reason: Reason = None) -> None:
     """Mark pairs for review."""
     with _session() as (_, session):
         result = curation.mark(session, pair_ids=ids, actor=ACTOR, reason=reason)
-    console.print(f"{result['marked']} marked for review ({result['already_marked']} already)")
+    console.print(f"{result.marked} marked for review ({result.already_marked} already)")
 
 
 @app.command("unmark")
@@ -203,7 +203,7 @@ def unmark(ids: Ids) -> None:
     """Take pairs off the review queue."""
     with _session() as (_, session):
         result = curation.unmark(session, pair_ids=ids, actor=ACTOR)
-    console.print(f"{result['unmarked']} taken off the review queue")
+    console.print(f"{result.unmarked} taken off the review queue")
 
 
 @app.command("reviews")
@@ -215,18 +215,18 @@ def reviews(limit: Limit = 50, offset: Offset = 0, as_json: Json = False) -> Non
         _print_json(page)
         return
     table = Table("pair", "status", "usable", "licence", "marked by", "reason", "caption")
-    for r in page["items"]:
+    for r in page.items:
         table.add_row(
-            str(r["pair_id"]),
-            r["status"],
-            "yes" if r["usable"] else "no",
-            r["license"],
-            r["marked_by"],
-            r["reason"] or "",
-            _short(r["caption"]),
+            str(r.pair_id),
+            r.status,
+            "yes" if r.usable else "no",
+            r.license,
+            r.marked_by,
+            r.reason or "",
+            _short(r.caption),
         )
     console.print(table)
-    console.print(f"{page['total']} marked in all")
+    console.print(f"{page.total} marked in all")
 
 
 @app.command("reject")
@@ -237,8 +237,8 @@ def reject(
     with _session() as (_, session):
         result = curation.reject(session, pair_ids=ids, actor=ACTOR, reason=reason)
     console.print(
-        f"{result['rejected']} rejected, {result['pairs_removed']} left the model "
-        f"(model version {result['model_version']})"
+        f"{result.rejected} rejected, {result.pairs_removed} left the model "
+        f"(model version {result.model_version})"
     )
 
 
@@ -248,8 +248,8 @@ def restore(ids: Ids, reason: Reason = None) -> None:
     with _session() as (_, session):
         result = curation.restore(session, pair_ids=ids, actor=ACTOR, reason=reason)
     console.print(
-        f"{result['restored']} restored, {result['pairs_returned']} back in the model "
-        f"(model version {result['model_version']})"
+        f"{result.restored} restored, {result.pairs_returned} back in the model "
+        f"(model version {result.model_version})"
     )
 
 

@@ -2,7 +2,6 @@
 evidence, and how often each usable pair carried a prediction, never-used pairs included."""
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 import altair as alt
 import gate
@@ -12,13 +11,14 @@ import runtime
 import streamlit as st
 
 from asifdb.blobs import BlobNotFound
+from asifdb.schemas.predictions import PairUsage, PredictionSummary
 from asifdb.services import collection, predictions
 
 # What the page needs (the API's permission name; None: any signed-in key).
 PERMISSION = "predictions:read"
 
 
-def _log() -> list[dict[str, Any]]:
+def _log() -> list[PredictionSummary]:
     when, client, label, licence = st.columns([3, 2, 2, 2])
     today = datetime.now(UTC).date()
     period = when.date_input("Between", (today - timedelta(days=30), today))
@@ -26,7 +26,7 @@ def _log() -> list[dict[str, Any]]:
     what = label.text_input("Predicted label")
     gate.allow("licenses:read")
     with runtime.platform().sessions() as session:
-        names = collection.facets(session)["licenses"]
+        names = collection.facets(session).licenses
     influenced_by = licence.selectbox("Influenced by licence", names, index=None)
     since = until = None
     if len(period) == 2:
@@ -43,7 +43,7 @@ def _log() -> list[dict[str, Any]]:
             license_name=influenced_by,
         )
     st.caption(f"{len(rows)} predictions (newest first, at most 200)")
-    st.dataframe(rows, hide_index=True)
+    st.dataframe([row.model_dump() for row in rows], hide_index=True)
     return rows
 
 
@@ -72,7 +72,7 @@ def _prediction(prediction_id: int) -> None:
         )
     st.markdown(f"**Evidence** ({found.evidence_total} pairs; the 50 largest shown)")
     panels.pairs_table(
-        [row.model_dump() for row in found.evidence],
+        found.evidence,
         {
             "rank": "rank",
             "caption": "caption",
@@ -91,7 +91,8 @@ def _usage() -> None:
     gate.allow("predictions:read")
     with runtime.platform().sessions() as session:
         usage = pd.DataFrame(
-            predictions.pair_usage(session), columns=["pair_id", "caption", "uses", "contribution"]
+            [row.model_dump() for row in predictions.pair_usage(session)],
+            columns=list(PairUsage.model_fields),
         )
     never = int((usage["uses"] == 0).sum())
     total, used, unused = st.columns(3)
@@ -121,7 +122,7 @@ def render() -> None:
             if rows:
                 chosen = st.selectbox(
                     "Open a prediction",
-                    [row["id"] for row in rows],
+                    [row.id for row in rows],
                     format_func=lambda i: f"prediction {i}",
                 )
                 _prediction(chosen)

@@ -2,7 +2,6 @@
 prediction, and from any of them: open it, revoke its licence or delete it, then re-run."""
 
 from dataclasses import dataclass
-from typing import Any
 
 import altair as alt
 import gate
@@ -14,6 +13,8 @@ import streamlit as st
 from asifdb.blobs import sha256_of_uri
 from asifdb.errors import InvalidInput
 from asifdb.prompts import TEMPLATE_SETS
+from asifdb.schemas.collection import Neighbour
+from asifdb.schemas.predictions import Classification
 from asifdb.services import classify, collection, labelsets, licences, pairs
 from asifdb.services.labelsets import Candidates
 
@@ -35,7 +36,15 @@ class _Request:
     options: classify.Options
 
 
-def _run(request: _Request) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Shown:
+    """A classification and every class's neighbouring pairs, drawn together."""
+
+    result: Classification
+    neighbours: list[Neighbour]
+
+
+def _run(request: _Request) -> _Shown:
     """Classify (recorded, channel "ui"), with every class's neighbouring pairs for the plot."""
     who = gate.allow("classify")
     platform = runtime.platform()
@@ -51,7 +60,7 @@ def _run(request: _Request) -> dict[str, Any]:
             channel="ui",
             blobs=platform.blobs,
         )
-        result["neighbours"] = collection.neighbours(
+        neighbours = collection.neighbours(
             session,
             live=platform.live,
             encoders=platform.encoders,
@@ -59,7 +68,7 @@ def _run(request: _Request) -> dict[str, Any]:
             candidates=request.candidates,
             options=request.options,
         )
-    return result
+    return _Shown(result, neighbours)
 
 
 def _image_input(source: str) -> tuple[str, bytes] | int | None:
@@ -146,21 +155,21 @@ def _request_form() -> None:
     st.session_state[_RESULT] = result
 
 
-def _show_change(before: dict[str, Any], after: dict[str, Any]) -> None:
+def _show_change(before: Classification, after: Classification) -> None:
     text = (
-        f"before: **{before['label']}** ({before['score']:.4f}, model version "
-        f"{before['model_version']}, {before['usable_pairs']} usable pairs) → now: "
-        f"**{after['label']}** ({after['score']:.4f}, version {after['model_version']}, "
-        f"{after['usable_pairs']} usable pairs)"
+        f"before: **{before.label}** ({before.score:.4f}, model version "
+        f"{before.model_version}, {before.usable_pairs} usable pairs) → now: "
+        f"**{after.label}** ({after.score:.4f}, version {after.model_version}, "
+        f"{after.usable_pairs} usable pairs)"
     )
-    if before["label"] != after["label"]:
+    if before.label != after.label:
         st.warning("Prediction changed — " + text)
     else:
         st.info("Prediction unchanged — " + text)
 
 
-def _scores(result: dict[str, Any]) -> None:
-    frame = pd.DataFrame(result["scores"].items(), columns=["class", "score"])
+def _scores(result: Classification) -> None:
+    frame = pd.DataFrame(result.scores.items(), columns=["class", "score"])
     chart = (
         alt.Chart(frame)
         .mark_bar()
@@ -168,7 +177,7 @@ def _scores(result: dict[str, Any]) -> None:
             x=alt.X("score:Q"),
             y=alt.Y("class:N", sort="-x"),
             color=alt.condition(
-                alt.datum["class"] == result["label"], alt.value("#d62728"), alt.value("#8c8c8c")
+                alt.datum["class"] == result.label, alt.value("#d62728"), alt.value("#8c8c8c")
             ),
             tooltip=["class", alt.Tooltip("score:Q", format=".5f")],
         )
@@ -176,9 +185,11 @@ def _scores(result: dict[str, Any]) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def _scatter(result: dict[str, Any]) -> None:
+def _scatter(shown: _Shown) -> None:
     """The paper's interpretability plot: pairs near the image and near each class's caption."""
-    frame = pd.DataFrame(result["neighbours"])
+    frame = pd.DataFrame(
+        [n.model_dump() for n in shown.neighbours], columns=list(Neighbour.model_fields)
+    )
     if frame.empty:
         st.caption("No pair is near both the image and a candidate caption.")
         return
@@ -194,28 +205,28 @@ def _scatter(result: dict[str, Any]) -> None:
             .axis(format=".2f"),
             size=alt.Size("contribution:Q", title="contribution"),
             # One colour per candidate class, the same in every re-run of this request.
-            color=alt.Color("label:N", title="class").scale(domain=list(result["scores"])),
+            color=alt.Color("label:N", title="class").scale(domain=list(shown.result.scores)),
             tooltip=["pair_id", "label", "caption", "license", "contribution"],
         )
     )
     st.altair_chart(chart, width="stretch")
 
 
-def _evidence_actions(result: dict[str, Any], request: _Request) -> None:
-    evidence = {e["pair_id"]: e for e in result["evidence"]}
+def _evidence_actions(result: Classification, request: _Request) -> None:
+    evidence = {e.pair_id: e for e in result.evidence}
     if not evidence:
         return
     chosen = st.selectbox(
         "Open an evidence pair",
         list(evidence),
-        format_func=lambda i: f"pair {i} — {evidence[i]['caption']} ({evidence[i]['license']})",
+        format_func=lambda i: f"pair {i} — {evidence[i].caption} ({evidence[i].license})",
     )
     if gate.may("pairs:read"):
         with runtime.reported():
             panels.pair_detail(chosen)
     else:
         st.caption("A pair's image and provenance open for keys that may read pairs.")
-    licence = evidence[chosen]["license"]
+    licence = evidence[chosen].license
     revoke_col, delete_col = st.columns(2)
     with revoke_col, st.form("classify.revoke"):
         reason = st.text_input("Reason for revoking", key="classify.revoke_reason")
@@ -261,19 +272,20 @@ def _rerun_after_action(request: _Request, done: str) -> None:
     st.rerun()
 
 
-def _show(result: dict[str, Any], request: _Request) -> None:
+def _show(shown: _Shown, request: _Request) -> None:
+    result = shown.result
     if done := st.session_state.pop(_DONE, None):
         st.success(done)
     if (before := st.session_state.get(_BEFORE)) is not None:
-        _show_change(before, result)
+        _show_change(before.result, result)
     label, score, version, usable = st.columns(4)
-    label.metric("Prediction", result["label"])
-    score.metric("Score", f"{result['score']:.4f}")
-    version.metric("Model version", result["model_version"])
-    usable.metric("Usable pairs", result["usable_pairs"])
+    label.metric("Prediction", result.label)
+    score.metric("Score", f"{result.score:.4f}")
+    version.metric("Model version", result.model_version)
+    usable.metric("Usable pairs", result.usable_pairs)
     st.caption(
-        f"Prediction {result['prediction_id']} · k = {result['k']}, p = {result['p']}, "
-        f"{result['aggregation']} over templates · {result['evidence_pairs']} pairs carried it"
+        f"Prediction {result.prediction_id} · k = {result.k}, p = {result.p}, "
+        f"{result.aggregation} over templates · {result.evidence_pairs} pairs carried it"
     )
     scores, scatter = st.columns(2)
     with scores:
@@ -281,10 +293,10 @@ def _show(result: dict[str, Any], request: _Request) -> None:
         _scores(result)
     with scatter:
         st.subheader("Neighbouring pairs")
-        _scatter(result)
-    st.subheader(f"The pairs that carried “{result['label']}”")
+        _scatter(shown)
+    st.subheader(f"The pairs that carried “{result.label}”")
     panels.pairs_table(
-        result["evidence"],
+        result.evidence,
         {
             "caption": "caption",
             "license": "licence",

@@ -22,10 +22,10 @@ def render() -> None:
             facets = collection.facets(session)
         text, licence, name, source, status = st.columns([3, 2, 2, 3, 2])
         caption = text.text_input("Caption contains")
-        chosen_licence = licence.selectbox("Licence", facets["licenses"], index=None)
-        chosen_collection = name.selectbox("Collection", facets["collections"], index=None)
-        chosen_source = source.selectbox("Source", facets["sources"], index=None)
-        chosen_status = status.selectbox("Status", facets["statuses"], index=None)
+        chosen_licence = licence.selectbox("Licence", facets.licenses, index=None)
+        chosen_collection = name.selectbox("Collection", facets.collections, index=None)
+        chosen_source = source.selectbox("Source", facets.sources, index=None)
+        chosen_status = status.selectbox("Status", facets.statuses, index=None)
         upload = st.file_uploader(
             "Or rank by similarity to an image", type=["jpg", "jpeg", "png", "webp", "bmp"]
         )
@@ -44,7 +44,7 @@ def render() -> None:
                 limit=_PAGE,
                 offset=(int(page) - 1) * _PAGE,
             )
-        st.caption(f"{found['total']} pairs match; page {page} shows {len(found['pairs'])}.")
+        st.caption(f"{found.total} pairs match; page {page} shows {len(found.pairs)}.")
         columns = {
             "caption": "caption",
             "license": "licence",
@@ -58,10 +58,9 @@ def render() -> None:
                 "similarity": st.column_config.NumberColumn("image sim.", format="%.3f"),
                 **columns,
             }
-        if found["pairs"]:
-            rows = [{"pair_id": row["id"], **row} for row in found["pairs"]]
-            panels.pairs_table(rows, columns)
-            captions = {row["id"]: row["caption"] for row in found["pairs"]}
+        if found.pairs:
+            panels.pairs_table(found.pairs, columns)
+            captions = {row.pair_id: row.caption for row in found.pairs}
             opened = st.selectbox(
                 "Open a pair", list(captions), format_func=lambda i: f"pair {i} — {captions[i]}"
             )

@@ -1,11 +1,12 @@
 """Curate: the pairs that mislead the model (mismatched captions, near-duplicates, harmful on a
 labelled folder) and the acts on them (mark for review, reject, restore, revoke the licence)."""
 
-from typing import Any
+from collections.abc import Sequence
 
 import gate
 import runtime
 import streamlit as st
+from pydantic import BaseModel
 
 from asifdb.services import curation, evaluation
 from asifdb.services.uploads import UploadLimits
@@ -24,14 +25,16 @@ def _rerun_if_done() -> None:
         st.rerun()
 
 
-def _act(rows: list[dict[str, Any]], key: str) -> None:
-    """Mark, reject or revoke the pairs chosen among `rows`."""
+def _table(rows: Sequence[BaseModel], key: str) -> None:
+    st.dataframe([row.model_dump() for row in rows], hide_index=True, key=key)
+
+
+def _act(pair_ids: list[int], key: str) -> None:
+    """Mark, reject or revoke the pairs chosen among `pair_ids`."""
     allowed = gate.may(_ACT)
     may_revoke = allowed and gate.may("licenses:write")
     with st.form(f"curate.{key}.act"):
-        chosen = st.multiselect(
-            "Pairs", [r["pair_id"] for r in rows], key=f"curate.{key}.chosen", disabled=not allowed
-        )
+        chosen = st.multiselect("Pairs", pair_ids, key=f"curate.{key}.chosen", disabled=not allowed)
         reason = st.text_input("Reason (kept in the audit log)", key=f"curate.{key}.reason")
         mark, reject, revoke = st.columns(3)
         marked = mark.form_submit_button(
@@ -48,14 +51,14 @@ def _act(rows: list[dict[str, Any]], key: str) -> None:
         with runtime.reported(), sessions.begin() as session:
             who = gate.allow(_ACT)
             done = curation.mark(session, pair_ids=chosen, actor=who.name, reason=reason or None)
-            st.session_state["curate.done"] = f"Marked {done['marked']} pairs for review."
+            st.session_state["curate.done"] = f"Marked {done.marked} pairs for review."
     if rejected:
         with runtime.reported(), sessions.begin() as session:
             who = gate.allow(_ACT)
             done = curation.reject(session, pair_ids=chosen, actor=who.name, reason=reason)
             st.session_state["curate.done"] = (
-                f"Rejected {done['rejected']} pairs: {done['pairs_removed']} left the model "
-                f"(model version {done['model_version']})."
+                f"Rejected {done.rejected} pairs: {done.pairs_removed} left the model "
+                f"(model version {done.model_version})."
             )
     if revoked:
         with runtime.reported(), sessions.begin() as session:
@@ -79,7 +82,7 @@ def _mismatches() -> None:
             gate.allow(_ACT)
             done = curation.refresh_fit(session, live=platform.live)
             st.session_state["curate.done"] = (
-                f"Scored {done['scored']} pairs in {curation.SPACES[done['aligned']]}."
+                f"Scored {done.scored} pairs in {curation.SPACES[done.aligned]}."
             )
         _rerun_if_done()
     limit, offset = _pager("mismatches")
@@ -87,13 +90,13 @@ def _mismatches() -> None:
     with platform.sessions() as session:
         page = curation.mismatches(session, limit=limit, offset=offset)
     st.caption(
-        f"{page['scored']} of {page['usable_pairs']} usable pairs scored, {page['unscored']} "
-        f"unscored; {page['pairs_changed_since_oldest']} pairs changed since the oldest score."
+        f"{page.scored} of {page.usable_pairs} usable pairs scored, {page.unscored} "
+        f"unscored; {page.pairs_changed_since_oldest} pairs changed since the oldest score."
     )
-    if page["mixed_spaces"]:
-        st.warning(f"{curation.MIXED_SPACES}: {page['scored_in']}")
-    st.dataframe(page["items"], hide_index=True, key="curate.mismatches.table")
-    _act(page["items"], "mismatches")
+    if page.mixed_spaces:
+        st.warning(f"{curation.MIXED_SPACES}: {page.scored_in}")
+    _table(page.items, "curate.mismatches.table")
+    _act([r.pair_id for r in page.items], "mismatches")
 
 
 def _duplicates() -> None:
@@ -103,7 +106,7 @@ def _duplicates() -> None:
             gate.allow(_ACT)
             done = curation.refresh_duplicates(session, live=platform.live)
             st.session_state["curate.done"] = (
-                f"{done['groups']} groups of near-duplicates ({done['pairs_in_groups']} pairs)."
+                f"{done.groups} groups of near-duplicates ({done.pairs_in_groups} pairs)."
             )
         _rerun_if_done()
     limit, offset = _pager("duplicates")
@@ -111,13 +114,13 @@ def _duplicates() -> None:
     with platform.sessions() as session:
         page = curation.duplicates(session, limit=limit, offset=offset)
     rows = [
-        {"group": g["group_id"], **m, "keep": "keep" if m["keeper"] else ""}
-        for g in page["groups"]
-        for m in g["pairs"]
+        {"group": g.group_id, **m.model_dump(), "keep": "keep" if m.keeper else ""}
+        for g in page.groups
+        for m in g.pairs
     ]
-    st.caption(f"{page['total_groups']} groups; the suggested keeper is listed first.")
+    st.caption(f"{page.total_groups} groups; the suggested keeper is listed first.")
     st.dataframe(rows, hide_index=True, key="curate.duplicates.table")
-    _act(rows, "duplicates")
+    _act([m.pair_id for g in page.groups for m in g.pairs], "duplicates")
 
 
 def _value() -> None:
@@ -131,12 +134,12 @@ def _value() -> None:
         _value_report(archive.getvalue(), templates)
     report = st.session_state.get("curate.value")
     if report:
-        st.dataframe(report["what_if"], hide_index=True, key="curate.value.what_if")
+        _table(report.what_if, "curate.value.what_if")
         st.subheader("Most harmful")
-        st.dataframe(report["harmful"], hide_index=True, key="curate.value.harmful")
-        _act(report["harmful"], "value")
+        _table(report.harmful, "curate.value.harmful")
+        _act([r.pair_id for r in report.harmful], "value")
         st.subheader("Most helpful")
-        st.dataframe(report["helpful"], hide_index=True, key="curate.value.helpful")
+        _table(report.helpful, "curate.value.helpful")
 
 
 def _value_report(archive: bytes, templates: str) -> None:
@@ -168,9 +171,9 @@ def _reviews() -> None:
     gate.allow(_READ)
     with platform.sessions() as session:
         page = curation.reviews(session, limit=limit, offset=offset)
-    st.caption(f"{page['total']} pairs marked for review.")
-    st.dataframe(page["items"], hide_index=True, key="curate.reviews.table")
-    _act(page["items"], "reviews")
+    st.caption(f"{page.total} pairs marked for review.")
+    _table(page.items, "curate.reviews.table")
+    _act([r.pair_id for r in page.items], "reviews")
 
 
 def _rejected_restore() -> None:
@@ -184,7 +187,7 @@ def _rejected_restore() -> None:
             pair_ids = [int(i) for i in ids.replace(" ", "").split(",") if i.isdigit()]
             done = curation.restore(session, pair_ids=pair_ids, actor=who.name)
             st.session_state["curate.done"] = (
-                f"Restored {done['restored']} pairs: {done['pairs_returned']} back in the model."
+                f"Restored {done.restored} pairs: {done.pairs_returned} back in the model."
             )
         _rerun_if_done()
 

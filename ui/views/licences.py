@@ -172,24 +172,24 @@ def _impact(licence: License) -> None:
             sample=int(sample),
         )
     pairs, usable, influenced, changed = st.columns(4)
-    pairs.metric("Pairs", report["pairs"])
-    usable.metric("Usable now", report["usable_pairs"])
-    influenced.metric("Predictions influenced", report["predictions_influenced"])
-    changed.metric("Changed without it", f"{report['changed']} of {report['sample_size']}")
-    st.caption(report["method"])
+    pairs.metric("Pairs", report.pairs)
+    usable.metric("Usable now", report.usable_pairs)
+    influenced.metric("Predictions influenced", report.predictions_influenced)
+    changed.metric("Changed without it", f"{report.changed} of {report.sample_size}")
+    st.caption(report.method)
     st.dataframe(
         [
             {
-                "prediction": row["prediction_id"],
-                "at": row["created_at"],
-                "label then": row["label_then"],
-                "label now": row["rerun"]["label"] if row["rerun"] else None,
-                "changed": row["changed"],
-                "share of score": row["share_of_score"],
-                "evidence pairs": row["evidence_pairs"],
-                "note": row.get("note"),
+                "prediction": row.prediction_id,
+                "at": row.created_at,
+                "label then": row.label_then,
+                "label now": row.rerun.label if row.rerun else None,
+                "changed": row.changed,
+                "share of score": row.share_of_score,
+                "evidence pairs": row.evidence_pairs,
+                "note": row.note,
             }
-            for row in report["sample"]
+            for row in report.sample
         ],
         hide_index=True,
     )

@@ -30,10 +30,10 @@ def _status() -> None:
         engine=platform.engine,
         broker_url=broker_url(redis_url=settings.redis_url, database_url=platform.url),
     )
-    model = report.get("model") or {}
+    model = report.model
     version, usable, k, p = st.columns(4)
-    version.metric("Model version", model.get("version") or "—")
-    usable.metric("Usable pairs", model.get("usable_pairs", 0))
+    version.metric("Model version", (model and model.version) or "—")
+    usable.metric("Usable pairs", model.usable_pairs if model else 0)
     k.metric("k (default)", settings.k)
     p.metric("p (default)", settings.p)
     st.subheader("Encoders")
@@ -42,22 +42,22 @@ def _status() -> None:
             {
                 "modality": "image",
                 "configured": settings.image_encoder,
-                "the pairs' (model)": model.get("image_encoder"),
+                "the pairs' (model)": model and model.image_encoder,
             },
             {
                 "modality": "text",
                 "configured": settings.text_encoder,
-                "the pairs' (model)": model.get("text_encoder"),
+                "the pairs' (model)": model and model.text_encoder,
             },
         ],
         hide_index=True,
     )
     st.subheader("Platform")
     for part in ("database", "migrations", "broker"):
-        if part in report:
-            ok = report[part]["ok"]
-            st.markdown(f"{':green[ok]' if ok else ':red[not ok]'} — **{part}**")
-            st.json(report[part], expanded=not ok)
+        state = getattr(report, part)
+        if state is not None:
+            st.markdown(f"{':green[ok]' if state.ok else ':red[not ok]'} — **{part}**")
+            st.json(state.model_dump(mode="json", exclude_unset=True), expanded=not state.ok)
 
 
 def _accuracy_check() -> None:

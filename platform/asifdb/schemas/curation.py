@@ -41,10 +41,10 @@ class Mismatch(CuratedPair):
     p: float | None
 
 
-class Mismatches(Schema):
-    """One page of the worst-fitting pairs, and how current the scores are."""
+class FitStatus(Schema):
+    """How current the caption-fit scores are: how many usable pairs are scored, in which
+    space, and how many pairs changed since the oldest score."""
 
-    items: list[Mismatch]
     model_version: int
     usable_pairs: int
     scored: int
@@ -53,6 +53,12 @@ class Mismatches(Schema):
     pairs_changed_since_oldest: int
     scored_in: dict[str, int]
     mixed_spaces: bool
+
+
+class Mismatches(FitStatus):
+    """One page of the worst-fitting pairs, and how current the scores are."""
+
+    items: list[Mismatch]
 
 
 class DuplicatesRefreshed(Schema):

@@ -97,3 +97,26 @@ class Prediction(Schema):
     model: ModelSettings
     evidence_total: int
     evidence: list[EvidenceRow]
+
+
+class PredictionSummary(Schema):
+    """A line of the prediction log."""
+
+    id: int
+    created_at: datetime
+    task: str
+    channel: str | None
+    client: str | None
+    input_name: str | None
+    predicted_label: str | None
+    score: float | None
+    model_version: int
+
+
+class PairUsage(Schema):
+    """How often a usable pair carried a prediction, and its total contribution."""
+
+    pair_id: int
+    caption: str
+    uses: int
+    contribution: float

@@ -5,7 +5,7 @@ prediction all belong to one snapshot, so a concurrent revocation is seen entire
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from asifdb.blobs import BlobStore
 from asifdb.db.models import License, Pair
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.ingest import DEFAULT_LIMITS, Limits, SourceItem, ValidItem, validate
+from asifdb.schemas.predictions import Classification, EvidencePair
 from asifdb.services import blob_refs, predictions
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders, require_encoders
@@ -142,7 +143,7 @@ def classify(
     blobs: BlobStore | None = None,
     record: bool = True,
     evidence_limit: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Classification]:
     """Classify each image among the candidate classes; record it (unless a dry run).
 
     Every pair that contributed is recorded as evidence, or the `evidence_limit` largest
@@ -229,24 +230,24 @@ def classify(
                 channel=channel,
             )
         results.append(
-            {
+            Classification(
                 **result,
-                "prediction_id": prediction_id,
-                "input": item.key,
-                "input_sha256": item.sha256,
-                "model_version": view.version,
-                "k": options.k,
-                "p": options.p,
-                "method": method,
-                "usable_pairs": int(view.rows.size),
-                "evidence_pairs": len(evidence),
-                "evidence": _evidence_rows(session, evidence[:EVIDENCE_SHOWN]),
-            }
+                prediction_id=prediction_id,
+                input=item.key,
+                input_sha256=item.sha256,
+                model_version=view.version,
+                k=options.k,
+                p=options.p,
+                method=method,
+                usable_pairs=int(view.rows.size),
+                evidence_pairs=len(evidence),
+                evidence=_evidence_rows(session, evidence[:EVIDENCE_SHOWN]),
+            )
         )
     return results
 
 
-def _evidence_rows(session: Session, evidence: list[Evidence]) -> list[dict[str, Any]]:
+def _evidence_rows(session: Session, evidence: list[Evidence]) -> list[EvidencePair]:
     """The evidence a caller sees: each pair with its caption and licence."""
     ids = [e.pair_id for e in evidence]
     pairs = {
@@ -258,14 +259,14 @@ def _evidence_rows(session: Session, evidence: list[Evidence]) -> list[dict[str,
         )
     }
     return [
-        {
-            "pair_id": e.pair_id,
-            "caption": pairs[e.pair_id].caption,
-            "license_id": pairs[e.pair_id].license_id,
-            "license": pairs[e.pair_id].name,
-            "image_similarity": e.image_similarity,
-            "caption_similarity": e.caption_similarity,
-            "contribution": e.contribution,
-        }
+        EvidencePair(
+            pair_id=e.pair_id,
+            caption=pairs[e.pair_id].caption,
+            license_id=pairs[e.pair_id].license_id,
+            license=pairs[e.pair_id].name,
+            image_similarity=e.image_similarity,
+            caption_similarity=e.caption_similarity,
+            contribution=e.contribution,
+        )
         for e in evidence
     ]

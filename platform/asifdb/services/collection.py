@@ -18,6 +18,7 @@ from asifdb import engine
 from asifdb.anchors.live import LiveModel
 from asifdb.db.models import Job, License, Pair
 from asifdb.errors import Conflict, InvalidInput, TooLarge
+from asifdb.schemas.collection import CollectionPage, CollectionPair, Facets, Neighbour
 from asifdb.services.classify import Options, check_images
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders, require_encoders
@@ -40,16 +41,16 @@ _pair_state = case(
 _JUNK = ("__MACOSX", "Thumbs.db")
 
 
-def facets(session: Session) -> dict[str, list[str]]:
+def facets(session: Session) -> Facets:
     """The values the collection can be filtered by: licences, collections, sources, statuses."""
-    return {
-        "licenses": list(session.scalars(select(License.name).order_by(License.name))),
-        "collections": list(
+    return Facets(
+        licenses=list(session.scalars(select(License.name).order_by(License.name))),
+        collections=list(
             session.scalars(select(Pair.collection).distinct().order_by(Pair.collection))
         ),
-        "sources": list(session.scalars(select(Job.source).distinct().order_by(Job.source))),
-        "statuses": list(STATUSES),
-    }
+        sources=list(session.scalars(select(Job.source).distinct().order_by(Job.source))),
+        statuses=list(STATUSES),
+    )
 
 
 def search(
@@ -64,7 +65,7 @@ def search(
     encoders: Encoders | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> dict[str, Any]:
+) -> CollectionPage:
     """Pairs matching every filter given, newest first, or most similar first to `image`.
 
     `caption` matches a substring, case-insensitively; `source` is a job's source; `image`
@@ -79,7 +80,7 @@ def search(
         raise InvalidInput(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     query = (
         select(
-            Pair.id,
+            Pair.id.label("pair_id"),
             Pair.caption,
             Pair.collection,
             Pair.blob_uri,
@@ -117,15 +118,13 @@ def search(
         ordered = query.order_by(Pair.id.desc())
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.execute(ordered.limit(limit).offset(offset)).mappings()
-    return {"total": total, "pairs": [_row(r) for r in rows]}
+    return CollectionPage(total=total or 0, pairs=[_row(r) for r in rows])
 
 
-def _row(row: Any) -> dict[str, Any]:
+def _row(row: Any) -> CollectionPair:
     found = dict(row)
     found["status"] = found.pop("state")
-    if "similarity" in found:
-        found["similarity"] = float(found["similarity"])
-    return found
+    return CollectionPair(**found)
 
 
 def blob_uris(session: Session, *, pair_ids: list[int]) -> dict[int, str | None]:
@@ -143,7 +142,7 @@ def neighbours(
     candidates: Candidates,
     options: Options,
     per_class: int = 25,
-) -> list[dict[str, Any]]:
+) -> list[Neighbour]:
     """For every candidate class, the pairs near both the image and the class's caption (those
     its score sums over), the `per_class` largest contributions: the paper's interpretability
     plot (Figure 7). In the transaction of the prediction it explains, it sees the same model.
@@ -179,15 +178,15 @@ def neighbours(
         )
     }
     return [
-        {
-            "label": label,
-            "pair_id": pair_id,
-            "caption": described[pair_id].caption,
-            "license": described[pair_id].name,
-            "image_similarity": c.image_similarity,
-            "caption_similarity": c.caption_similarity,
-            "contribution": c.contribution,
-        }
+        Neighbour(
+            label=label,
+            pair_id=pair_id,
+            caption=described[pair_id].caption,
+            license=described[pair_id].name,
+            image_similarity=c.image_similarity,
+            caption_similarity=c.caption_similarity,
+            contribution=c.contribution,
+        )
         for (label, c), pair_id in zip(found, ids, strict=True)
     ]
 

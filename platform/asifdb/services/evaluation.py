@@ -22,6 +22,7 @@ from asifdb.ingest.local_files import IMAGE, LocalFileError, read_file
 from asifdb.ingest.roots import inside, locate, relative
 from asifdb.ingest.sources import read_classnames
 from asifdb.prompts import TEMPLATE_SETS
+from asifdb.schemas.evaluation import EvaluationSummary
 from asifdb.services import labelsets
 from asifdb.services.classify import MAX_IMAGES, Options, classify
 from asifdb.services.collection import stage_class_folders
@@ -194,25 +195,25 @@ class Evaluation:
             hits.setdefault(r.true_label, []).append(r.correct)
         return {c: sum(hits[c]) / len(hits[c]) for c in self.classes if c in hits}
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> EvaluationSummary:
         """The figures, without the per-image predictions (what `asifdb eval --json` prints)."""
-        return {
-            "images": self.images,
-            "classes": len(self.classes),
-            "templates": len(self.templates),
-            "top1": self.top1,
-            "top5": self.top5,
-            "chance": self.chance,
-            "per_class": self.per_class,
-            "k": self.options.k,
-            "p": self.options.p,
-            "aggregation": self.options.aggregation,
-            "method": self.method,
-            "model_version": self.model_version,
-            "usable_pairs": self.usable_pairs,
-            "seconds": self.seconds,
-            "images_per_second": self.images / self.seconds if self.seconds else None,
-        }
+        return EvaluationSummary(
+            images=self.images,
+            classes=len(self.classes),
+            templates=len(self.templates),
+            top1=self.top1,
+            top5=self.top5,
+            chance=self.chance,
+            per_class=self.per_class,
+            k=self.options.k,
+            p=self.options.p,
+            aggregation=self.options.aggregation,
+            method=self.method,
+            model_version=self.model_version,
+            usable_pairs=self.usable_pairs,
+            seconds=self.seconds,
+            images_per_second=self.images / self.seconds if self.seconds else None,
+        )
 
 
 def read_folder(
@@ -351,19 +352,19 @@ def evaluate(
                 evidence_limit=evidence_limit,
             )
         for (_, label), output in zip(batch, outputs, strict=True):
-            ranked = sorted(output["scores"], key=lambda c: -output["scores"][c])
+            ranked = sorted(output.scores, key=lambda c: -output.scores[c])
             results.append(
                 ImageResult(
-                    input=output["input"],
+                    input=output.input,
                     true_label=candidates.classes[label],
-                    label=output["label"],
+                    label=output.label,
                     top=tuple(ranked[:TOP]),
-                    scores=tuple(output["scores"][c] for c in candidates.classes),
-                    prediction_id=output["prediction_id"],
+                    scores=tuple(output.scores[c] for c in candidates.classes),
+                    prediction_id=output.prediction_id,
                 )
             )
-            versions.add(output["model_version"])
-            usable, method = output["usable_pairs"], output["method"]
+            versions.add(output.model_version)
+            usable, method = output.usable_pairs, output.method
         if on_batch is not None:
             on_batch(len(results), len(labelled.images))
     if len(versions) > 1:

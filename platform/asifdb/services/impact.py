@@ -14,6 +14,7 @@ from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobNotFound, BlobStore
 from asifdb.db.models import License, Pair, Prediction
 from asifdb.errors import NotFound
+from asifdb.schemas.licenses import Impact, ImpactedPrediction, LicenseSummary, Rerun
 from asifdb.services import classify
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders
@@ -35,7 +36,7 @@ def licence_impact(
     blobs: BlobStore,
     licence: str | int,
     sample: int = 20,
-) -> dict[str, Any]:
+) -> Impact:
     """What the licence's pairs did, and whether the predictions they carried change now."""
     with sessions() as session:
         lic = _licence(session, licence)
@@ -55,19 +56,14 @@ def licence_impact(
             .mappings()
             .all()
         )
-        header = {
-            "license": {
-                "id": lic.id,
-                "name": lic.name,
-                "status": lic.status,
-                "revoked_at": lic.revoked_at,
-                "reason": lic.reason,
-            },
-            "pairs": len(pair_ids),
-            "usable_pairs": usable,
-            "predictions_influenced": len(influenced),
-            "total_contribution": float(sum(r["contribution"] or 0 for r in influenced)),
-        }
+        summary = LicenseSummary(
+            id=lic.id,
+            name=lic.name,
+            status=lic.status,
+            revoked_at=lic.revoked_at,
+            reason=lic.reason,
+        )
+        total_contribution = float(sum(r["contribution"] or 0 for r in influenced))
         chosen = [dict(r) for r in influenced[:sample]]
         originals = {
             p.id: p
@@ -79,15 +75,19 @@ def licence_impact(
         _rerun(sessions, live, encoders, blobs, originals[r["prediction_id"]], r, pair_ids)
         for r in chosen
     ]
-    checked = [r for r in reruns if r["rerun"] is not None]
-    return {
-        **header,
-        "sample_size": len(checked),
-        "changed": sum(1 for r in checked if r["changed"]),
-        "sample": reruns,
-        "method": "the most influenced predictions (by share of score), re-run now on the "
+    checked = [r for r in reruns if r.rerun is not None]
+    return Impact(
+        license=summary,
+        pairs=len(pair_ids),
+        usable_pairs=usable,
+        predictions_influenced=len(influenced),
+        total_contribution=total_contribution,
+        sample_size=len(checked),
+        changed=sum(1 for r in checked if r.changed),
+        sample=reruns,
+        method="the most influenced predictions (by share of score), re-run now on the "
         "same input, candidates, k, p and aggregation, without this licence's pairs",
-    }
+    )
 
 
 def _rerun(
@@ -98,23 +98,23 @@ def _rerun(
     original: Prediction,
     influence: dict[str, Any],
     excluded: frozenset[int],
-) -> dict[str, Any]:
-    entry = {
-        "prediction_id": original.id,
-        "created_at": original.created_at,
-        "label_then": original.predicted_label,
-        "score_then": original.score,
-        "share_of_score": influence["share_of_score"],
-        "evidence_pairs": influence["evidence_pairs"],
-        "rerun": None,
-        "changed": None,
-    }
+) -> ImpactedPrediction:
+    entry = ImpactedPrediction(
+        prediction_id=original.id,
+        created_at=original.created_at,
+        label_then=original.predicted_label,
+        score_then=original.score,
+        share_of_score=influence["share_of_score"],
+        evidence_pairs=influence["evidence_pairs"],
+        rerun=None,
+        changed=None,
+    )
     if original.task != "classify" or original.input_sha256 is None:
-        return {**entry, "note": "not a classification with a kept input"}
+        return entry.model_copy(update={"note": "not a classification with a kept input"})
     try:
         image = blobs.get(original.input_sha256)
     except BlobNotFound:
-        return {**entry, "note": "the input image was not kept"}
+        return entry.model_copy(update={"note": "the input image was not kept"})
     candidates = Candidates(
         tuple(original.candidates["classes"]), tuple(original.candidates["templates"])
     )
@@ -137,12 +137,7 @@ def _rerun(
             channel="impact",
             record=False,
         )
-    return {
-        **entry,
-        "rerun": {
-            "label": now["label"],
-            "score": now["score"],
-            "model_version": now["model_version"],
-        },
-        "changed": now["label"] != original.predicted_label,
-    }
+    rerun = Rerun(label=now.label, score=now.score, model_version=now.model_version)
+    return entry.model_copy(
+        update={"rerun": rerun, "changed": now.label != original.predicted_label}
+    )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.db.models import ROLES, ApiKey
 from asifdb.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from asifdb.schemas.keys import ApiKeyOut
 from asifdb.services import audit
 
 _APP = {"classify", "retrieve", "licenses:read", "labelsets:read"}
@@ -110,14 +111,15 @@ def authenticate(session: Session, *, key: str | None) -> Principal:
     return Principal(name=row.name, role=row.role, key_id=row.id)
 
 
-def list_all(session: Session) -> list[dict[str, object]]:
+def list_all(session: Session) -> list[ApiKeyOut]:
+    """Every key's name, role and state, oldest first (never the key)."""
     return [
-        {
-            "name": k.name,
-            "role": k.role,
-            "prefix": k.prefix,
-            "created_at": k.created_at,
-            "revoked_at": k.revoked_at,
-        }
+        ApiKeyOut(
+            name=k.name,
+            role=k.role,
+            prefix=k.prefix,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+        )
         for k in session.scalars(select(ApiKey).order_by(ApiKey.id))
     ]

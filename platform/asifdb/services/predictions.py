@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.db.models import Prediction, PredictionEvidence
 from asifdb.errors import NotFound
-from asifdb.schemas.predictions import EvidenceRow, ModelSettings
+from asifdb.schemas.predictions import EvidenceRow, ModelSettings, PairUsage, PredictionSummary
 from asifdb.schemas.predictions import Prediction as PredictionOut
 
 
@@ -106,7 +106,7 @@ def list_recent(
     label: str | None = None,
     license_name: str | None = None,
     limit: int = 200,
-) -> list[dict[str, Any]]:
+) -> list[PredictionSummary]:
     """The prediction log, newest first, filtered by time, client, label or licence."""
     query = select(Prediction).order_by(Prediction.id.desc()).limit(limit)
     if since is not None:
@@ -123,22 +123,22 @@ def list_recent(
         ).bindparams(l=license_name)
         query = query.where(Prediction.id.in_(influenced))
     return [
-        {
-            "id": p.id,
-            "created_at": p.created_at,
-            "task": p.task,
-            "channel": p.channel,
-            "client": p.client,
-            "input_name": p.input_name,
-            "predicted_label": p.predicted_label,
-            "score": p.score,
-            "model_version": p.model_version,
-        }
+        PredictionSummary(
+            id=p.id,
+            created_at=p.created_at,
+            task=p.task,
+            channel=p.channel,
+            client=p.client,
+            input_name=p.input_name,
+            predicted_label=p.predicted_label,
+            score=p.score,
+            model_version=p.model_version,
+        )
         for p in session.scalars(query)
     ]
 
 
-def pair_usage(session: Session) -> list[dict[str, Any]]:
+def pair_usage(session: Session) -> list[PairUsage]:
     """How often each usable pair carried a prediction, never-used pairs included (zero)."""
     rows = session.execute(
         text(
@@ -148,4 +148,4 @@ def pair_usage(session: Session) -> list[dict[str, Any]]:
             "GROUP BY u.id, u.caption ORDER BY uses DESC, u.id"
         )
     ).mappings()
-    return [dict(r) for r in rows]
+    return [PairUsage(**r) for r in rows]

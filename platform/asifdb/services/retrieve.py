@@ -5,7 +5,7 @@ candidates are the pairs nearest the query in its own modality (its k neighbours
 that shares no anchor with the query scores zero, so those are the pairs that can score.
 """
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.db.models import Pair
 from asifdb.errors import Conflict, InvalidInput
+from asifdb.schemas.predictions import Hit, Retrieval
 from asifdb.services import predictions
 from asifdb.services.classify import Options, check_images
 from asifdb.services.model import Encoders, require_encoders
@@ -47,7 +48,7 @@ def retrieve(
     top: int = 10,
     client: str | None,
     channel: str,
-) -> dict[str, Any]:
+) -> Retrieval:
     """The `top` best matches of the query, from the candidates or from the collection."""
     options = options or Options()
     options.check()
@@ -86,12 +87,12 @@ def retrieve(
 
     order = np.lexsort((np.arange(scores.size), -scores))[:top]
     hits = [
-        {
-            "rank": r + 1,
-            "candidate": names[i],
-            "pair_id": pair_ids[i] if pair_ids else None,
-            "score": float(scores[i]),
-        }
+        Hit(
+            rank=r + 1,
+            candidate=names[i],
+            pair_id=pair_ids[i] if pair_ids else None,
+            score=float(scores[i]),
+        )
         for r, i in enumerate(order)
     ]
     best = int(order[0])
@@ -119,9 +120,9 @@ def retrieve(
             "source": "given" if (candidate_texts or candidate_images) else "collection",
             "count": len(names),
         },
-        result={"hits": hits},
-        predicted_label=str(hits[0]["candidate"]),
-        score=hits[0]["score"],
+        result={"hits": [hit.model_dump() for hit in hits]},
+        predicted_label=str(hits[0].candidate),
+        score=hits[0].score,
         model_version=view.version,
         image_encoder=encoders.image.name,
         text_encoder=encoders.text.name,
@@ -132,12 +133,12 @@ def retrieve(
         client=client,
         channel=channel,
     )
-    return {
-        "prediction_id": prediction_id,
-        "direction": direction,
-        "model_version": view.version,
-        "hits": hits,
-    }
+    return Retrieval(
+        prediction_id=prediction_id,
+        direction=direction,
+        model_version=view.version,
+        hits=hits,
+    )
 
 
 def _texts(

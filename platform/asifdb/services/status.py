@@ -10,20 +10,21 @@ from asifdb.anchors import ann_index
 from asifdb.broker import describe
 from asifdb.db import schema
 from asifdb.errors import AsifdbError
+from asifdb.schemas.health import BrokerState, DatabaseState, Health, MigrationsState, ModelState
 
 
-def _database(engine: Engine) -> dict[str, Any]:
+def _database(engine: Engine) -> DatabaseState:
     with engine.connect() as conn:
         server = conn.execute(text("SHOW server_version")).scalar_one()
         vector = conn.execute(
             text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         ).scalar()
-    return {
-        "ok": True,
-        "url": engine.url.render_as_string(hide_password=True),
-        "server_version": server,
-        "pgvector": vector,
-    }
+    return DatabaseState(
+        ok=True,
+        url=engine.url.render_as_string(hide_password=True),
+        server_version=server,
+        pgvector=vector,
+    )
 
 
 # The migration scripts a process ships with, and its broker connections, do not change while
@@ -40,15 +41,15 @@ def _broker_probe(url: str) -> Any:
     return create_engine(url.removeprefix("sqla+"), pool_pre_ping=True)
 
 
-def _migrations(engine: Engine) -> dict[str, Any]:
+def _migrations(engine: Engine) -> MigrationsState:
     head = _head_revision(engine.url.render_as_string(hide_password=False))
     current = schema.current_revision(engine)
     ok = current == head
     fix = None if ok else "run `asifdb db upgrade`"
-    return {"ok": ok, "current": current, "head": head, "fix": fix}
+    return MigrationsState(ok=ok, current=current, head=head, fix=fix)
 
 
-def _broker(url: str) -> dict[str, Any]:
+def _broker(url: str) -> BrokerState:
     kind = "redis" if url.startswith(("redis://", "rediss://")) else "postgresql"
     try:
         probe = _broker_probe(url)
@@ -58,11 +59,11 @@ def _broker(url: str) -> dict[str, Any]:
             with probe.connect() as conn:
                 conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the broker is reported, not raised
-        return {"ok": False, "kind": kind, "url": describe(url), "error": str(exc)[:300]}
-    return {"ok": True, "kind": kind, "url": describe(url)}
+        return BrokerState(ok=False, kind=kind, url=describe(url), error=str(exc)[:300])
+    return BrokerState(ok=True, kind=kind, url=describe(url))
 
 
-def _model(engine: Engine) -> dict[str, Any]:
+def _model(engine: Engine) -> ModelState:
     with engine.connect() as conn:
         row = conn.execute(
             text("SELECT version, image_encoder, text_encoder FROM model_state WHERE id = 1")
@@ -70,34 +71,29 @@ def _model(engine: Engine) -> dict[str, Any]:
         usable = conn.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
         ann = ann_index.status(conn).state
     if row is None:
-        return {
-            "version": None,
-            "usable_pairs": 0,
-            "image_encoder": None,
-            "text_encoder": None,
-            "ann_index": ann,
-        }
-    return {
-        "version": row.version,
-        "image_encoder": row.image_encoder,
-        "text_encoder": row.text_encoder,
-        "usable_pairs": usable,
-        "ann_index": ann,
-    }
+        return ModelState(
+            version=None, usable_pairs=0, image_encoder=None, text_encoder=None, ann_index=ann
+        )
+    return ModelState(
+        version=row.version,
+        image_encoder=row.image_encoder,
+        text_encoder=row.text_encoder,
+        usable_pairs=usable,
+        ann_index=ann,
+    )
 
 
-def platform_status(*, engine: Engine, broker_url: str) -> dict[str, Any]:
+def platform_status(*, engine: Engine, broker_url: str) -> Health:
     """Each part's state; `ok` is true only if the database, schema and broker all are."""
-    report: dict[str, Any] = {}
     try:
-        report["database"] = _database(engine)
+        database = _database(engine)
     except (SQLAlchemyError, AsifdbError) as exc:
-        report["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
-        report["ok"] = False
-        return report
-    report["migrations"] = _migrations(engine)
-    report["broker"] = _broker(broker_url)
-    if report["migrations"]["ok"]:
-        report["model"] = _model(engine)
-    report["ok"] = all(report[part]["ok"] for part in ("database", "migrations", "broker"))
-    return report
+        return Health(ok=False, database=DatabaseState(ok=False, error=str(exc).splitlines()[0]))
+    migrations = _migrations(engine)
+    broker = _broker(broker_url)
+    ok = database.ok and migrations.ok and broker.ok
+    if not migrations.ok:
+        return Health(ok=ok, database=database, migrations=migrations, broker=broker)
+    return Health(
+        ok=ok, database=database, migrations=migrations, broker=broker, model=_model(engine)
+    )

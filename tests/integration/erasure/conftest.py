@@ -105,7 +105,7 @@ def classify_one(platform: Platform, image: bytes, *, live: "LiveModel | None" =
             channel="api",
             blobs=platform.blobs,
         )
-    return int(result["prediction_id"])
+    return int(result.prediction_id)
 
 
 def use_model(platform: Platform, shared_data: Path) -> tuple[int, int]:
@@ -124,7 +124,7 @@ def use_model(platform: Platform, shared_data: Path) -> tuple[int, int]:
             client="test",
             channel="api",
         )
-    return classified, hits["prediction_id"]
+    return classified, hits.prediction_id
 
 
 def erase_gone(

@@ -47,7 +47,7 @@ def test_accuracy_counts_every_image_of_every_class(
     for r in result.predictions:
         assert r.top[0] == r.label and len(r.scores) == 4
         assert max(r.scores) == r.scores[result.classes.index(r.label)]
-    assert result.summary()["k"] == 50 and result.summary()["method"] == "exact"
+    assert result.summary().k == 50 and result.summary().method == "exact"
     assert all(r.prediction_id is None for r in result.predictions)
 
 

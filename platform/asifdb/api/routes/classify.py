@@ -5,7 +5,7 @@ API_HEAVY_CONCURRENCY requests at once; images, labels and templates are held to
 before any of it starts.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
@@ -44,7 +44,7 @@ async def classify(
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
-) -> list[dict[str, Any]]:
+) -> list[Classification]:
     options = Options.of(platform.settings, k=k, p=p, aggregation=aggregation, method=method)
     return await heavy.run(
         _classify,
@@ -69,7 +69,7 @@ def _classify(
     label_set: str | None,
     templates: list[str] | str | None,
     options: Options,
-) -> list[dict[str, Any]]:
+) -> list[Classification]:
     files = limits.read_images(images, field="images", most="images")
     with platform.sessions.begin() as session:
         candidates = labelsets.candidates(

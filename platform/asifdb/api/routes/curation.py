@@ -3,7 +3,7 @@ images, the review queue; mark, reject, restore, revoke. Lists: steward/auditor/
 steward/admin. No route takes a server path.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
@@ -64,7 +64,7 @@ class PairAction(BaseModel):
 )
 def refresh_fit(
     body: FitRefresh, session: SessionDep, platform: PlatformDep, _: Actor
-) -> dict[str, Any]:
+) -> FitRefreshed:
     return curation.refresh_fit(
         session,
         live=platform.live,
@@ -79,9 +79,7 @@ def refresh_fit(
     summary="Pairs whose caption fits their image worst, lowest first",
     response_model=Mismatches,
 )
-def mismatches(
-    session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
-) -> dict[str, Any]:
+def mismatches(session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0) -> Mismatches:
     return curation.mismatches(session, limit=limit, offset=offset)
 
 
@@ -90,7 +88,7 @@ def mismatches(
 )
 def refresh_duplicates(
     body: DuplicateRefresh, session: SessionDep, platform: PlatformDep, _: Actor
-) -> dict[str, Any]:
+) -> DuplicatesRefreshed:
     return curation.refresh_duplicates(session, live=platform.live, threshold=body.threshold)
 
 
@@ -99,9 +97,7 @@ def refresh_duplicates(
     summary="Near-duplicate groups with a suggested keeper",
     response_model=Duplicates,
 )
-def duplicates(
-    session: SessionDep, _: Reader, limit: Limit = 20, offset: Offset = 0
-) -> dict[str, Any]:
+def duplicates(session: SessionDep, _: Reader, limit: Limit = 20, offset: Offset = 0) -> Duplicates:
     return curation.duplicates(session, limit=limit, offset=offset)
 
 
@@ -135,13 +131,13 @@ def value(
         Form(max_length=20, description="What if the N most harmful pairs were excluded."),
     ] = None,
     top: Annotated[int, Form(ge=1, le=curation.MAX_PAGE)] = 20,
-) -> dict[str, Any]:
+) -> PairValues:
     settings = platform.settings
     most = settings.api_max_image_bytes
     if (archive is None) == (images is None):
         raise InvalidInput("send either images (with their classes) or an archive")
 
-    def value_of(labelled: evaluation.Labelled) -> dict[str, Any]:
+    def value_of(labelled: evaluation.Labelled) -> PairValues:
         return curation.pair_values(
             session,
             live=platform.live,
@@ -179,19 +175,17 @@ def value(
 
 
 @router.get("/reviews", summary="The review queue", response_model=Reviews)
-def reviews(
-    session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0
-) -> dict[str, Any]:
+def reviews(session: SessionDep, _: Reader, limit: Limit = 50, offset: Offset = 0) -> Reviews:
     return curation.reviews(session, limit=limit, offset=offset)
 
 
 @router.post("/mark", summary="Mark pairs for review", response_model=Marked)
-def mark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+def mark(body: PairAction, session: SessionDep, who: Actor) -> Marked:
     return curation.mark(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
 @router.post("/unmark", summary="Take pairs off the review queue", response_model=Unmarked)
-def unmark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+def unmark(body: PairAction, session: SessionDep, who: Actor) -> Unmarked:
     return curation.unmark(session, pair_ids=body.pair_ids, actor=who.name)
 
 
@@ -200,14 +194,14 @@ def unmark(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
     summary="Reject pairs (reason required): they leave the model now",
     response_model=Rejected,
 )
-def reject(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+def reject(body: PairAction, session: SessionDep, who: Actor) -> Rejected:
     return curation.reject(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
 @router.post(
     "/restore", summary="Undo a rejection: the pairs return to the model", response_model=Restored
 )
-def restore(body: PairAction, session: SessionDep, who: Actor) -> dict[str, Any]:
+def restore(body: PairAction, session: SessionDep, who: Actor) -> Restored:
     return curation.restore(session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason)
 
 
@@ -221,7 +215,7 @@ def revoke(
     session: SessionDep,
     who: Actor,
     _: Annotated[Principal, Depends(allowed("licenses:write"))],
-) -> dict[str, Any]:
+) -> LicensesRevoked:
     return curation.revoke_licences(
         session, pair_ids=body.pair_ids, actor=who.name, reason=body.reason
     )

@@ -1,6 +1,6 @@
 """`/v1/predictions/{id}` (with evidence) and `/v1/licenses/{id}/impact` for auditors."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -39,7 +39,7 @@ async def licence_impact(
     heavy: HeavyDep,
     _: Annotated[Principal, Depends(allowed("impact:read"))],
     sample: Annotated[int, Query(ge=0, le=200)] = 20,
-) -> dict[str, Any]:
+) -> Impact:
     # It re-runs up to `sample` classifications: heavy work, off the event loop.
     return await heavy.run(
         impact.licence_impact,

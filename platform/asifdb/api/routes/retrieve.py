@@ -4,7 +4,7 @@ Texts and images are held to their limits, then the work runs off the event loop
 API_HEAVY_CONCURRENCY requests at once).
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
@@ -39,7 +39,7 @@ async def retrieve(
     top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
     k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
-) -> dict[str, Any]:
+) -> Retrieval:
     limits.check_texts("text", [text] if text else [])
     limits.check_texts("candidate_texts", candidate_texts or [], most="candidate_texts")
     return await heavy.run(
@@ -69,7 +69,7 @@ def _retrieve(
     candidate_images: list[UploadFile],
     options: Options,
     top: int,
-) -> dict[str, Any]:
+) -> Retrieval:
     [query_image] = limits.read_images([image], field="image", most="images") if image else [None]
     given_images = limits.read_images(
         candidate_images, field="candidate_images", most="candidate_images"

@@ -2,7 +2,6 @@
 suggested keeper."""
 
 import time
-from typing import Any
 
 import numpy as np
 from sqlalchemy import text
@@ -11,6 +10,12 @@ from sqlalchemy.orm import Session
 from asifdb.anchors.live import LiveModel
 from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
+from asifdb.schemas.curation import (
+    DuplicateGroup,
+    Duplicates,
+    DuplicatesRefreshed,
+    GroupMember,
+)
 from asifdb.services.curation.common import PAIR_COLUMNS, check_page, exact_index, model_view
 
 # Image cosine at or above which two pairs are near-duplicates. On the 20,000-pair default
@@ -29,7 +34,7 @@ def refresh_duplicates(
     threshold: float = DUPLICATE_THRESHOLD,
     neighbours: int = DUPLICATE_NEIGHBOURS,
     batch: int = 4096,
-) -> dict[str, Any]:
+) -> DuplicatesRefreshed:
     """Group usable pairs whose images have a cosine of at least `threshold` (recomputed whole).
 
     The suggested keeper of a group is the member whose caption fits best (run `refresh_fit`
@@ -86,17 +91,17 @@ def refresh_duplicates(
                 "keep": keep.tolist(),
             },
         )
-    return {
-        "model_version": view.version,
-        "usable_pairs": n,
-        "threshold": threshold,
-        "groups": int(len(np.unique(group[members]))),
-        "pairs_in_groups": int(len(members)),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return DuplicatesRefreshed(
+        model_version=view.version,
+        usable_pairs=n,
+        threshold=threshold,
+        groups=int(len(np.unique(group[members]))),
+        pairs_in_groups=int(len(members)),
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
-def duplicates(session: Session, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+def duplicates(session: Session, *, limit: int = 20, offset: int = 0) -> Duplicates:
     """Groups of near-duplicate usable pairs, most similar first (one page of groups)."""
     check_page(limit, offset)
     groups = session.execute(
@@ -110,7 +115,7 @@ def duplicates(session: Session, *, limit: int = 20, offset: int = 0) -> dict[st
         {"limit": limit, "offset": offset},
     ).mappings()
     out = [dict(g) for g in groups]
-    members: dict[int, list[dict[str, Any]]] = {}
+    members: dict[int, list[GroupMember]] = {}
     for row in session.execute(
         text(
             f"SELECT d.group_id, {PAIR_COLUMNS}, d.cosine, d.keeper, f.fit "
@@ -123,14 +128,14 @@ def duplicates(session: Session, *, limit: int = 20, offset: int = 0) -> dict[st
         {"groups": [g["group_id"] for g in out]},
     ).mappings():
         member = dict(row)
-        members.setdefault(member.pop("group_id"), []).append(member)
+        members.setdefault(member.pop("group_id"), []).append(GroupMember(**member))
     total = session.execute(
         text(
             "SELECT count(*) FROM (SELECT d.group_id FROM near_duplicates d "
             "JOIN usable_pairs u ON u.id = d.pair_id GROUP BY d.group_id HAVING count(*) > 1) g"
         )
     ).scalar_one()
-    return {
-        "groups": [{**g, "pairs": members.get(g["group_id"], [])} for g in out],
-        "total_groups": total,
-    }
+    return Duplicates(
+        groups=[DuplicateGroup(**g, pairs=members.get(g["group_id"], [])) for g in out],
+        total_groups=total,
+    )

@@ -13,6 +13,7 @@ from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
+from asifdb.schemas.curation import FitRefreshed, FitStatus, Mismatch, Mismatches
 from asifdb.services import model
 from asifdb.services.curation.common import (
     PAIR_COLUMNS,
@@ -61,7 +62,7 @@ def refresh_fit(
     full: bool = False,
     batch: int = FIT_BATCH,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> FitRefreshed:
     """Score how well each usable pair's caption fits its image, leave-one-out, in the
     collection's alignment of its modalities once it is large enough (`aligned` in the result),
     with k and p as given or else FIT_K and the space's FIT_P (both in the result).
@@ -93,15 +94,15 @@ def refresh_fit(
         indexes = exact_index(image, live), exact_index(caption, live)
         fits = fit_batches(*indexes, image, caption, targets, k=k, p=p, batch=batch, seed=seed)
         _write_fit(session, view, fits, {"aligned": aligned, "k": k, "p": p})
-    return {
-        "model_version": view.version,
-        "usable_pairs": n,
-        "scored": int(len(targets)),
-        "aligned": aligned,
-        "k": k,
-        "p": p,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return FitRefreshed(
+        model_version=view.version,
+        usable_pairs=n,
+        scored=int(len(targets)),
+        aligned=aligned,
+        k=k,
+        p=p,
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def aligns(pairs: int, dimensions: int) -> bool:
@@ -200,7 +201,7 @@ def fit_batches(
         yield part, members, math.fit(image_rep, caption_rep)
 
 
-def fit_status(session: Session) -> dict[str, Any]:
+def fit_status(session: Session) -> FitStatus:
     """How many usable pairs are scored, in which space, and how many changes the oldest score
     predates."""
     row = session.execute(
@@ -222,25 +223,25 @@ def fit_status(session: Session) -> dict[str, Any]:
             ),
             {"v": row.oldest},
         ).scalar_one()
-    return {
-        "model_version": current,
-        "usable_pairs": row.usable,
-        "scored": row.scored,
-        "unscored": row.usable - row.scored,
-        "oldest_score_version": row.oldest,
-        "pairs_changed_since_oldest": changed,
-        "scored_in": {
+    return FitStatus(
+        model_version=current,
+        usable_pairs=row.usable,
+        scored=row.scored,
+        unscored=row.usable - row.scored,
+        oldest_score_version=row.oldest,
+        pairs_changed_since_oldest=changed,
+        scored_in={
             SPACES[True]: row.aligned,
             SPACES[False]: row.encoders,
             "not recorded (before 2026-12-02)": row.unknown,
         },
         # Rows of more than one space (or unrecorded ones beside others) are not comparable:
         # the collection crossed the alignment's size since they were scored. Rescore with full.
-        "mixed_spaces": sum(1 for c in (row.aligned, row.encoders, row.unknown) if c) > 1,
-    }
+        mixed_spaces=sum(1 for c in (row.aligned, row.encoders, row.unknown) if c) > 1,
+    )
 
 
-def mismatches(session: Session, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def mismatches(session: Session, *, limit: int = 50, offset: int = 0) -> Mismatches:
     """Usable pairs whose caption fits their image worst, lowest fit first (one page)."""
     check_page(limit, offset)
     rows = session.execute(
@@ -254,4 +255,5 @@ def mismatches(session: Session, *, limit: int = 50, offset: int = 0) -> dict[st
         ),
         {"limit": limit, "offset": offset},
     ).mappings()
-    return {"items": [dict(r) for r in rows], **fit_status(session)}
+    items = [Mismatch(**r) for r in rows]
+    return Mismatches(items=items, **fit_status(session).model_dump())

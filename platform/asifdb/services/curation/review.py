@@ -7,7 +7,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from asifdb.errors import Conflict, InvalidInput, NotFound
-from asifdb.schemas.curation import LicensesRevoked
+from asifdb.schemas.curation import (
+    LicensesRevoked,
+    Marked,
+    Rejected,
+    Restored,
+    Review,
+    Reviews,
+    Unmarked,
+)
 from asifdb.services import audit, licences, model
 from asifdb.services.curation.common import check_page
 
@@ -42,9 +50,7 @@ def _existing(session: Session, ids: list[int], *, lock: bool = False) -> dict[i
     return found
 
 
-def mark(
-    session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None
-) -> dict[str, Any]:
+def mark(session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None) -> Marked:
     """Mark pairs for review (the model does not change); marking twice keeps the first mark."""
     ids = _ids(pair_ids)
     _existing(session, ids)
@@ -66,10 +72,10 @@ def mark(
         target_ids=sorted(marked),
         reason=reason,
     )
-    return {"marked": len(marked), "already_marked": len(ids) - len(marked)}
+    return Marked(marked=len(marked), already_marked=len(ids) - len(marked))
 
 
-def unmark(session: Session, *, pair_ids: list[int], actor: str) -> dict[str, Any]:
+def unmark(session: Session, *, pair_ids: list[int], actor: str) -> Unmarked:
     """Take pairs off the review queue."""
     ids = _ids(pair_ids)
     gone = list(
@@ -85,10 +91,10 @@ def unmark(session: Session, *, pair_ids: list[int], actor: str) -> dict[str, An
         target_type="pair",
         target_ids=sorted(gone),
     )
-    return {"unmarked": len(gone)}
+    return Unmarked(unmarked=len(gone))
 
 
-def reviews(session: Session, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def reviews(session: Session, *, limit: int = 50, offset: int = 0) -> Reviews:
     """The review queue: marked pairs, oldest mark first, with their state and fit."""
     check_page(limit, offset)
     rows = session.execute(
@@ -103,12 +109,10 @@ def reviews(session: Session, *, limit: int = 50, offset: int = 0) -> dict[str, 
         {"limit": limit, "offset": offset},
     ).mappings()
     total = session.execute(text("SELECT count(*) FROM review_marks")).scalar_one()
-    return {"items": [dict(r) for r in rows], "total": total}
+    return Reviews(items=[Review(**r) for r in rows], total=total)
 
 
-def reject(
-    session: Session, *, pair_ids: list[int], actor: str, reason: str | None
-) -> dict[str, Any]:
+def reject(session: Session, *, pair_ids: list[int], actor: str, reason: str | None) -> Rejected:
     """Reject pairs: they leave the model in this transaction (a new version); reversible."""
     ids = _ids(pair_ids)
     why = _reason(reason)
@@ -139,17 +143,17 @@ def reject(
         reason=why,
         model_version=version,
     )
-    return {
-        "rejected": len(todo),
-        "already_rejected": len(ids) - len(todo),
-        "pairs_removed": len(leaving),
-        "model_version": version or model.current_version(session),
-    }
+    return Rejected(
+        rejected=len(todo),
+        already_rejected=len(ids) - len(todo),
+        pairs_removed=len(leaving),
+        model_version=version or model.current_version(session),
+    )
 
 
 def restore(
     session: Session, *, pair_ids: list[int], actor: str, reason: str | None = None
-) -> dict[str, Any]:
+) -> Restored:
     """Undo a rejection: the pairs are ready again and usable ones return to the model now."""
     ids = _ids(pair_ids)
     pairs = _existing(session, ids, lock=True)
@@ -177,11 +181,11 @@ def restore(
         reason=reason,
         model_version=version,
     )
-    return {
-        "restored": len(todo),
-        "pairs_returned": len(returning),
-        "model_version": version or model.current_version(session),
-    }
+    return Restored(
+        restored=len(todo),
+        pairs_returned=len(returning),
+        model_version=version or model.current_version(session),
+    )
 
 
 def revoke_licences(

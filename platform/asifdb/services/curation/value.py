@@ -2,7 +2,6 @@
 images, and the accuracy with the most harmful left out (a dry run)."""
 
 import time
-from typing import Any
 
 import numpy as np
 from sqlalchemy import text
@@ -12,6 +11,7 @@ from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
+from asifdb.schemas.curation import PairValues, ValuedPair, WhatIf
 from asifdb.services import labelsets, model
 from asifdb.services.curation.common import PAIR_COLUMNS, check_k_p, check_page, model_view
 from asifdb.services.evaluation import Labelled
@@ -33,7 +33,7 @@ def pair_values(
     aggregation: str = "max",
     counts: tuple[int, ...] = WHAT_IF_COUNTS,
     top: int = 20,
-) -> dict[str, Any]:
+) -> PairValues:
     """Each pair's value on a labelled set, and accuracy after excluding the most harmful.
 
     `labelled`: uploaded images with their classes (`evaluation.labelled_uploads`, what the
@@ -115,30 +115,30 @@ def pair_values(
         )
         correct = predicted == true
         curve.append(
-            {
-                "excluded": int(count),
-                "accuracy_found_on": float(correct[half == 0].mean()),
-                "accuracy_held_out": float(correct[half == 1].mean()),
-            }
+            WhatIf(
+                excluded=int(count),
+                accuracy_found_on=float(correct[half == 0].mean()),
+                accuracy_held_out=float(correct[half == 1].mean()),
+            )
         )
-    return {
-        "model_version": view.version,
-        "usable_pairs": int(len(image)),
-        "images_found_on": int((half == 0).sum()),
-        "images_held_out": int((half == 1).sum()),
-        "classes": list(candidates.classes),
-        "templates": list(candidates.templates),
-        "k": k,
-        "p": p,
-        "aggregation": aggregation,
-        "harmful_pairs": int(len(harmful)),
-        "helpful_pairs": int(len(helpful)),
-        "harmful": _valued(session, view, harmful[:top], found.value),
-        "helpful": _valued(session, view, helpful[:top], found.value),
-        "what_if": curve,
-        "harmful_ids": view.pair_ids[harmful[: max(counts, default=0)]].tolist(),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return PairValues(
+        model_version=view.version,
+        usable_pairs=int(len(image)),
+        images_found_on=int((half == 0).sum()),
+        images_held_out=int((half == 1).sum()),
+        classes=list(candidates.classes),
+        templates=list(candidates.templates),
+        k=k,
+        p=p,
+        aggregation=aggregation,
+        harmful_pairs=int(len(harmful)),
+        helpful_pairs=int(len(helpful)),
+        harmful=_valued(session, view, harmful[:top], found.value),
+        helpful=_valued(session, view, helpful[:top], found.value),
+        what_if=curve,
+        harmful_ids=view.pair_ids[harmful[: max(counts, default=0)]].tolist(),
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def _rows(rep: engine.SparseRep, rows: np.ndarray) -> engine.SparseRep:
@@ -149,7 +149,7 @@ def _rows(rep: engine.SparseRep, rows: np.ndarray) -> engine.SparseRep:
 
 def _valued(
     session: Session, view: View, positions: np.ndarray, value: np.ndarray
-) -> list[dict[str, Any]]:
+) -> list[ValuedPair]:
     ids = view.pair_ids[positions]
     rows = {
         r["pair_id"]: dict(r)
@@ -162,5 +162,6 @@ def _valued(
         ).mappings()
     }
     return [
-        {**rows[int(i)], "value": float(value[pos])} for i, pos in zip(ids, positions, strict=True)
+        ValuedPair(**rows[int(i)], value=float(value[pos]))
+        for i, pos in zip(ids, positions, strict=True)
     ]
