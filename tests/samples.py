@@ -94,7 +94,7 @@ def process_job(platform: "Platform", job_id: int) -> None:
     from asifdb.services import ingestion
 
     with platform.sessions() as session:
-        batches = ingestion.pending_batches(session, job_id=job_id)
+        batches = ingestion.BATCHES.pending(session, job_id)
     for batch in batches:
         ingestion.process_batch(
             sessions=platform.sessions,

@@ -2,122 +2,126 @@
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from celery import signals
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.errors import AsifdbError
-from asifdb.services import ingestion, reencode
+from asifdb.services import batches, ingestion, reencode
 from workers import runtime
 from workers.app import app
 
 log = logging.getLogger(__name__)
 
 
-@app.task(
-    name="asifdb.ingest_batch",
-    bind=True,
-    autoretry_for=(OperationalError, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
+def _run(task, kind: batches.BatchKind, batch_id: int, process: Callable[[], Any]) -> dict:  # noqa: ANN001
+    """One batch of any kind, safe to run twice: the kind's work, then the same endings for
+    every kind. A failure on the batch's data to be tried again is retried after the back-off
+    the database counted (BatchFailed); an AsifdbError (a source gone, an encoder that cannot
+    load) fails the batch's job for good, saying why; a lost connection is retried by Celery."""
+    try:
+        outcome = process()
+    except batches.BatchFailed as failed:
+        if failed.retry_in is None:  # recorded: the batch failed for good, its job told why
+            return {"batch_id": batch_id, "status": "failed", "error": failed.error}
+        raise task.retry(countdown=failed.retry_in, max_retries=None) from failed
+    except AsifdbError as exc:
+        with runtime.platform().sessions.begin() as session:
+            kind.fail(session, batch_id=batch_id, error=str(exc))
+        log.error("%s batch %s failed for good: %s", kind.name, batch_id, exc)
+        return {"batch_id": batch_id, "status": "failed", "error": str(exc)}
+    return outcome.__dict__
+
+
+_RETRIED = {
+    "bind": True,
+    "autoretry_for": (OperationalError, ConnectionError, TimeoutError),
+    "retry_backoff": True,
+    "max_retries": 8,
+}
+
+
+@app.task(name="asifdb.ingest_batch", **_RETRIED)
 def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
     """Encode and store one batch of a job (idempotent: a done batch is skipped)."""
     platform = runtime.platform()
-    try:
-        outcome = ingestion.process_batch(
+    return _run(
+        self,
+        ingestion.BATCHES,
+        batch_id,
+        lambda: ingestion.process_batch(
             sessions=platform.sessions,
             blobs=platform.blobs,
             encoders=platform.encoders,
             batch_id=batch_id,
             limits=ingestion.read_limits(platform.settings),
             retries=ingestion.Retries.of(platform.settings),
-        )
-    except ingestion.BatchFailed as failed:
-        if failed.retry_in is None:  # recorded: the batch failed for good, its job told why
-            return {"batch_id": batch_id, "status": "failed", "error": failed.error}
-        # The database counts the tries (INGEST_MAX_ATTEMPTS), not Celery.
-        raise self.retry(countdown=failed.retry_in, max_retries=None) from failed
-    except AsifdbError as exc:
-        with platform.sessions.begin() as session:
-            ingestion.fail_job_of_batch(session, batch_id=batch_id, error=str(exc))
-        log.error("batch %s failed for good: %s", batch_id, exc)
-        return {"batch_id": batch_id, "status": "failed", "error": str(exc)}
-    return outcome.__dict__
+        ),
+    )
 
 
-@app.task(
-    name="asifdb.reencode_batch",
-    bind=True,
-    autoretry_for=(OperationalError, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
+@app.task(name="asifdb.reencode_batch", **_RETRIED)
 def reencode_batch(self, batch_id: int) -> dict:  # noqa: ANN001
     """Re-embed one batch of a re-encode (idempotent); the last one switches the model."""
     platform = runtime.platform()
-    try:
-        outcome = reencode.process_batch(
+    return _run(
+        self,
+        reencode.BATCHES,
+        batch_id,
+        lambda: reencode.process_batch(
             sessions=platform.sessions,
             blobs=platform.blobs,
             encoders_for=runtime.encoders_for,
             batch_id=batch_id,
-        )
-    except AsifdbError as exc:
-        with platform.sessions.begin() as session:
-            reencode.fail(session, batch_id=batch_id, error=str(exc))
-        log.error("re-encode batch %s failed for good: %s", batch_id, exc)
-        return {"batch_id": batch_id, "status": "failed", "error": str(exc)}
-    return outcome.__dict__
+        ),
+    )
 
 
-def dispatch_reencode(batch_ids: list[int], sessions: sessionmaker[Session]) -> None:
-    """Send re-encode batches to the workers and note when, in the caller's database."""
-    if not batch_ids:
-        return
-    with sessions.begin() as session:
-        reencode.mark_dispatched(session, batch_ids=batch_ids)
-    for batch_id in batch_ids:
-        reencode_batch.delay(batch_id)
+# The task that runs a batch of each kind (services.batches.KINDS): a kind without one fails
+# here, at import, not when its first batch is sent.
+TASKS = {ingestion.BATCHES.name: ingest_batch, reencode.BATCHES.name: reencode_batch}
+if set(TASKS) != set(batches.KINDS):
+    raise RuntimeError(f"job kinds without a task: {sorted(set(batches.KINDS) - set(TASKS))}")
 
 
-def dispatch(batch_ids: list[int], sessions: sessionmaker[Session]) -> None:
+def dispatch(
+    kind: batches.BatchKind, batch_ids: Sequence[int], sessions: sessionmaker[Session]
+) -> None:
     """Send batches to the workers and note when (what recovery looks at), in the caller's
     database (`sessions`: the API's, CLI's, UI's or this worker's platform)."""
     if not batch_ids:
         return
     with sessions.begin() as session:
-        ingestion.mark_dispatched(session, batch_ids=batch_ids)
+        kind.mark_dispatched(session, batch_ids)
     for batch_id in batch_ids:
-        ingest_batch.delay(batch_id)
+        TASKS[kind.name].delay(batch_id)
 
 
 class CeleryDispatcher:
     """The platform's port to the workers (`services.submit.Dispatcher`)."""
 
-    def ingest(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None:
-        dispatch(list(batch_ids), sessions)
-
-    def reencode(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None:
-        dispatch_reencode(list(batch_ids), sessions)
+    def send(
+        self, kind: batches.BatchKind, batch_ids: Sequence[int], sessions: sessionmaker[Session]
+    ) -> None:
+        dispatch(kind, batch_ids, sessions)
 
 
 def recover(older_than: timedelta) -> list[int]:
-    """Send again every batch a lost message left undone."""
-    with runtime.platform().sessions.begin() as session:
-        stalled = ingestion.stalled_batches(session, older_than=older_than)
-    dispatch(stalled, runtime.platform().sessions)
-    with runtime.platform().sessions.begin() as session:
-        stalled_reencode = reencode.stalled_batches(session, older_than=older_than)
-    dispatch_reencode(stalled_reencode, runtime.platform().sessions)
-    if stalled or stalled_reencode:
-        log.warning(
-            "re-sent %d batches whose messages were lost", len(stalled) + len(stalled_reencode)
-        )
-    return stalled + stalled_reencode
+    """Send again every batch, of every job kind, that a lost message left undone."""
+    sessions = runtime.platform().sessions
+    resent: list[int] = []
+    for kind in batches.KINDS.values():
+        with sessions.begin() as session:
+            stalled = kind.stalled(session, older_than)
+        dispatch(kind, stalled, sessions)
+        resent += stalled
+    if resent:
+        log.warning("re-sent %d batches whose messages were lost", len(resent))
+    return resent
 
 
 def _recovery_loop(stop: threading.Event) -> None:

@@ -97,7 +97,7 @@ def ingest(platform: Platform, source: Path, *, licence: str, **options: object)
                 actor=ACTOR,
                 **options,
             ).id
-        batches = ingestion.pending_batches(session, job_id=existing)
+        batches = ingestion.BATCHES.pending(session, existing)
     started = time.perf_counter()
     for n, batch in enumerate(batches, start=1):
         ingestion.process_batch(

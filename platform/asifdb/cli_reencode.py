@@ -4,13 +4,14 @@ Registered on the `asifdb` app in cli.py; parses, calls `services.reencode`, sho
 """
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from asifdb.context import Platform
+from asifdb.schemas.encoders import ReencodeReport
 from asifdb.services import reencode as reencode_service
 from asifdb.services import submit
 from asifdb.settings import get_settings
@@ -60,13 +61,13 @@ def reencode(
         if wait:
             report = _follow(platform, job.id)
             _print(report)
-            if report["status"] != "done":
+            if report.status != "done":
                 raise typer.Exit(1)
     finally:
         platform.close(keep_server=True)
 
 
-def _follow(platform: Platform, reencode_id: int) -> dict[str, Any]:
+def _follow(platform: Platform, reencode_id: int) -> ReencodeReport:
     with Progress(
         *Progress.get_default_columns(), TextColumn("{task.fields[counts]}"), console=console
     ) as progress:
@@ -74,28 +75,26 @@ def _follow(platform: Platform, reencode_id: int) -> dict[str, Any]:
         while True:
             with platform.sessions() as session:
                 report = reencode_service.report(session, reencode_id=reencode_id)
-            counts = f"encoded {report['done']} · missing blobs {report['missing']}"
+            counts = f"encoded {report.done} · missing blobs {report.missing}"
             if task is None:
                 task = progress.add_task(
-                    f"re-encode {reencode_id}", total=report["total"], counts=counts
+                    f"re-encode {reencode_id}", total=report.total, counts=counts
                 )
-            progress.update(
-                task, total=report["total"], completed=report["processed"], counts=counts
-            )
-            if report["status"] in ("done", "failed", "cancelled"):
+            progress.update(task, total=report.total, completed=report.processed, counts=counts)
+            if report.status in ("done", "failed", "cancelled"):
                 return report
             time.sleep(1)
 
 
-def _print(report: dict[str, Any]) -> None:
+def _print(report: ReencodeReport) -> None:
     console.print(
-        f"re-encode {report['id']} [bold]{report['status']}[/]: {report['done']} of "
-        f"{report['total']} pairs re-encoded, {report['missing']} without a blob"
+        f"re-encode {report.id} [bold]{report.status}[/]: {report.done} of "
+        f"{report.total} pairs re-encoded, {report.missing} without a blob"
     )
-    if report["switched_version"] is not None:
+    if report.switched_version is not None:
         console.print(
-            f"model version {report['switched_version']} uses {report['image_encoder']} + "
-            f"{report['text_encoder']}"
+            f"model version {report.switched_version} uses {report.image_encoder} + "
+            f"{report.text_encoder}"
         )
-    if report["error"]:
-        err.print(f"[red]error:[/] {report['error']}")
+    if report.error:
+        err.print(f"[red]error:[/] {report.error}")

@@ -16,7 +16,7 @@ def _run_job(ui: Ui, job_id: int) -> None:
     """What the Celery worker does with the job's batches, done here in-process: the page sent
     them to the broker, but no worker consumes it in these tests."""
     with ui.platform.sessions() as session:
-        batches = ingestion.pending_batches(session, job_id=job_id)
+        batches = ingestion.BATCHES.pending(session, job_id)
     assert batches, "the job has work to do"
     for batch in batches:
         ingestion.process_batch(

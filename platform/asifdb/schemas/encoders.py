@@ -1,4 +1,7 @@
-"""`asifdb encoders list`: the encoders the platform can name."""
+"""`asifdb encoders list`: the encoders the platform can name; `asifdb reencode`: a re-encode's
+progress."""
+
+from datetime import datetime
 
 from asifdb.schemas.common import Schema
 
@@ -13,3 +16,23 @@ class EncoderInfo(Schema):
     weights: str
     offline: bool
     aliases: list[str]
+
+
+class ReencodeReport(Schema):
+    """A re-encode's progress: pairs done of total, missing blobs, status, switch version."""
+
+    id: int
+    status: str
+    image_encoder: str
+    text_encoder: str
+    from_image_encoder: str | None
+    from_text_encoder: str | None
+    total: int
+    done: int
+    missing: int
+    processed: int
+    switched_version: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

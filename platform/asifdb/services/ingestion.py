@@ -2,8 +2,8 @@
 
 A batch is processed in one transaction under a row lock, and marked done in it: a worker that
 dies mid-batch leaves nothing behind, a task delivered twice does nothing twice, and batches a
-lost message never reached are found again by `stalled_batches` (the tables, not the broker,
-are the source of truth).
+lost message never reached are found again by `BATCHES.stalled` (services.batches: the
+tables, not the broker, are the source of truth).
 
 Failures are told apart (`_transient`): a lost connection or a deadlock is retried (by the
 worker) until the database answers, and counts for nothing; a failure on the batch's data is
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ from asifdb.ingest import (
 )
 from asifdb.schemas.pairs import BatchProblem, Reject
 from asifdb.schemas.pairs import Job as JobReport
-from asifdb.services import audit, blob_refs, licences, model
+from asifdb.services import audit, batches, blob_refs, licences, model
+from asifdb.services.batches import BatchFailed
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 from asifdb.settings import Settings
@@ -123,39 +123,6 @@ def start_job(
     return job
 
 
-def pending_batches(session: Session, *, job_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(JobBatch.id)
-            .where(JobBatch.job_id == job_id, JobBatch.done.is_(False))
-            .order_by(JobBatch.start)
-        )
-    )
-
-
-def mark_dispatched(session: Session, *, batch_ids: Sequence[int]) -> None:
-    session.execute(
-        update(JobBatch).where(JobBatch.id.in_(batch_ids)).values(dispatched_at=func.now())
-    )
-
-
-def stalled_batches(session: Session, *, older_than: timedelta) -> list[int]:
-    """Batches not done, not being worked on (unlocked), last sent longer ago than `older_than`.
-
-    Their message was lost (a broker restart, a worker killed before it acknowledged).
-    """
-    rows = session.execute(
-        text(
-            "SELECT b.id FROM job_batches b JOIN jobs j ON j.id = b.job_id "
-            "WHERE NOT b.done AND j.status IN ('queued', 'running') "
-            "AND (b.dispatched_at IS NULL OR b.dispatched_at < now() - :age) "
-            "ORDER BY b.id FOR UPDATE OF b SKIP LOCKED"
-        ),
-        {"age": older_than},
-    )
-    return list(rows.scalars())
-
-
 @dataclass
 class BatchOutcome:
     batch_id: int
@@ -175,16 +142,6 @@ class Retries:
     @classmethod
     def of(cls, settings: Settings) -> "Retries":
         return cls(settings.ingest_max_attempts, settings.ingest_retry_backoff_s)
-
-
-class BatchFailed(Exception):
-    """A batch failed on its data; `retry_in` seconds until its next try, None if given up."""
-
-    def __init__(self, batch_id: int, attempts: int, error: str, retry_in: float | None) -> None:
-        ending = f"retry in {retry_in:g} s" if retry_in is not None else "given up"
-        super().__init__(f"batch {batch_id}, try {attempts}: {error} ({ending})")
-        self.batch_id, self.attempts = batch_id, attempts
-        self.error, self.retry_in = error, retry_in
 
 
 def process_batch(
@@ -703,3 +660,16 @@ def fail_job_of_batch(session: Session, *, batch_id: int, error: str) -> None:
             .where(Job.id == batch.job_id)
             .values(status="failed", error=error, finished_at=func.now())
         )
+
+
+# Ingestion's batches run through the shared machine (services.batches), by source position.
+BATCHES = batches.register(
+    batches.BatchKind(
+        name="ingest",
+        batches="job_batches",
+        jobs="jobs",
+        job_key="job_id",
+        order="start",
+        fail=fail_job_of_batch,
+    )
+)

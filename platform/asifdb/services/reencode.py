@@ -11,8 +11,6 @@ be the model's). A batch is done in one transaction under a row lock: idempotent
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
@@ -22,7 +20,8 @@ from asifdb.blobs import BlobNotFound, BlobStore
 from asifdb.db.bulk import stage_embeddings
 from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Reencode, ReencodeBatch
 from asifdb.errors import ConfigError, Conflict, NotFound
-from asifdb.services import audit, model
+from asifdb.schemas.encoders import ReencodeReport
+from asifdb.services import audit, batches, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 
@@ -97,38 +96,6 @@ def start(
     if not pair_ids:
         _switch(session, job, blobs=None, encoders=None, timer=StageTimer())
     return job
-
-
-def pending_batches(session: Session, *, reencode_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(ReencodeBatch.id)
-            .where(ReencodeBatch.reencode_id == reencode_id, ReencodeBatch.done.is_(False))
-            .order_by(ReencodeBatch.id)
-        )
-    )
-
-
-def mark_dispatched(session: Session, *, batch_ids: Sequence[int]) -> None:
-    session.execute(
-        update(ReencodeBatch)
-        .where(ReencodeBatch.id.in_(batch_ids))
-        .values(dispatched_at=func.now())
-    )
-
-
-def stalled_batches(session: Session, *, older_than: timedelta) -> list[int]:
-    """Undone, unlocked batches of unfinished re-encodes last sent longer ago than `older_than`."""
-    rows = session.execute(
-        text(
-            "SELECT b.id FROM reencode_batches b JOIN reencodes r ON r.id = b.reencode_id "
-            "WHERE NOT b.done AND r.status IN ('queued', 'running') "
-            "AND (b.dispatched_at IS NULL OR b.dispatched_at < now() - :age) "
-            "ORDER BY b.id FOR UPDATE OF b SKIP LOCKED"
-        ),
-        {"age": older_than},
-    )
-    return list(rows.scalars())
 
 
 @dataclass
@@ -355,25 +322,38 @@ def fail(session: Session, *, batch_id: int, error: str) -> None:
         )
 
 
-def report(session: Session, *, reencode_id: int) -> dict[str, Any]:
+# Re-encode's batches run through the shared machine (services.batches).
+BATCHES = batches.register(
+    batches.BatchKind(
+        name="reencode",
+        batches="reencode_batches",
+        jobs="reencodes",
+        job_key="reencode_id",
+        order="id",
+        fail=fail,
+    )
+)
+
+
+def report(session: Session, *, reencode_id: int) -> ReencodeReport:
     """A re-encode's progress: pairs done of total, missing blobs, status, switch version."""
     job = session.get(Reencode, reencode_id)
     if job is None:
         raise NotFound(f"no re-encode {reencode_id}")
-    return {
-        "id": job.id,
-        "status": job.status,
-        "image_encoder": job.image_encoder,
-        "text_encoder": job.text_encoder,
-        "from_image_encoder": job.from_image_encoder,
-        "from_text_encoder": job.from_text_encoder,
-        "total": job.total,
-        "done": job.done,
-        "missing": job.missing,
-        "processed": job.done + job.missing,
-        "switched_version": job.switched_version,
-        "error": job.error,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
+    return ReencodeReport(
+        id=job.id,
+        status=job.status,
+        image_encoder=job.image_encoder,
+        text_encoder=job.text_encoder,
+        from_image_encoder=job.from_image_encoder,
+        from_text_encoder=job.from_text_encoder,
+        total=job.total,
+        done=job.done,
+        missing=job.missing,
+        processed=job.done + job.missing,
+        switched_version=job.switched_version,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

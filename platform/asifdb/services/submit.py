@@ -5,7 +5,7 @@ batches, the job stays saved with every batch, the answer says so (`queued` fals
 and a worker sends them when it starts (`workers.tasks.recover` takes every undone batch then).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,17 +16,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.schemas.pairs import JobAccepted
 from asifdb.services import ingestion, reencode
+from asifdb.services.batches import BatchKind
 
 if TYPE_CHECKING:
     from asifdb.context import Platform
 
 
 class Dispatcher(Protocol):
-    """The port to the workers (the platform holds one; `workers.tasks` implements it)."""
+    """The port to the workers (the platform holds one; `workers.tasks` implements it): note
+    when the batches of a job of `kind` were sent (in `sessions`' database), then send them."""
 
-    def ingest(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None: ...
-
-    def reencode(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None: ...
+    def send(
+        self, kind: BatchKind, batch_ids: Sequence[int], sessions: sessionmaker[Session]
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,8 @@ def ingestion_job(
             actor=actor,
             **options,
         )
-        batches = ingestion.pending_batches(session, job_id=job.id)
-    return _send(platform.dispatcher.ingest, platform, job, batches, what="job")
+        batches = ingestion.BATCHES.pending(session, job.id)
+    return _send(ingestion.BATCHES, platform, job, batches, what="job")
 
 
 def reencode_job(
@@ -84,12 +86,12 @@ def reencode_job(
             actor=actor,
             batch_size=batch_size,
         )
-        batches = reencode.pending_batches(session, reencode_id=job.id)
-    return _send(platform.dispatcher.reencode, platform, job, batches, what="re-encode")
+        batches = reencode.BATCHES.pending(session, job.id)
+    return _send(reencode.BATCHES, platform, job, batches, what="re-encode")
 
 
 def _send(
-    send: Callable[[Sequence[int], sessionmaker[Session]], None],
+    kind: BatchKind,
     platform: "Platform",
     job: Any,
     batches: list[int],
@@ -97,7 +99,7 @@ def _send(
     what: str,
 ) -> Submitted:
     try:
-        send(batches, platform.sessions)
+        platform.dispatcher.send(kind, batches, platform.sessions)
     except (BrokerDown, DatabaseBrokerDown, ConnectionError) as exc:
         note = (
             f"{what} {job.id} is saved, but the broker did not take its batches "

@@ -47,7 +47,7 @@ def _reencode(api: Api, other: Encoders) -> None:
             text_encoder=other.text.name,
             actor="test",
         )
-        batches = reencode.pending_batches(session, reencode_id=job.id)
+        batches = reencode.BATCHES.pending(session, job.id)
     for batch in batches:
         reencode.process_batch(
             sessions=platform.sessions,

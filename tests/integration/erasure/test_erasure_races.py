@@ -107,7 +107,7 @@ def _queued_job(platform: Platform, shared_data: Path, folder: Path) -> tuple[in
         job = ingestion.start_job(
             session, source=str(source), roots=TEST_ROOTS, license_name=GONE, actor="annotator"
         )
-        [batch] = ingestion.pending_batches(session, job_id=job.id)
+        [batch] = ingestion.BATCHES.pending(session, job.id)
     return job.id, batch
 
 

@@ -166,7 +166,7 @@ def test_curation_rows_staged_embeddings_and_kept_query_images_go_with_the_licen
             actor="admin",
             batch_size=N // 2,
         )
-        batches = reencode.pending_batches(session, reencode_id=job.id)
+        batches = reencode.BATCHES.pending(session, job.id)
     encoders_for = lambda image, text_: platform.encoders  # noqa: E731
     reencode.process_batch(
         sessions=platform.sessions,

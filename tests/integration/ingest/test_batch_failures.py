@@ -110,7 +110,7 @@ def test_a_batch_failing_on_its_data_is_retried_with_backoff_then_fails_and_the_
     platform = _platform(db_url, tmp_path, encoders)
     job_id = _poisoned_job(db_url, tmp_path, shared_data, platform)
     with platform.sessions() as session:
-        first, second = ingestion.pending_batches(session, job_id=job_id)
+        first, second = ingestion.BATCHES.pending(session, job_id)
     run = dict(sessions=platform.sessions, blobs=platform.blobs, encoders=platform.encoders)
     retries = ingestion.Retries(max_attempts=3, backoff_s=2.0)
     assert ingestion.process_batch(**run, batch_id=first, retries=retries).status == "done"
@@ -128,7 +128,7 @@ def test_a_batch_failing_on_its_data_is_retried_with_backoff_then_fails_and_the_
         batch = session.get_one(JobBatch, second)
         assert (batch.failed, batch.done, batch.attempts) == (True, False, 3)
         # Never sent again by the recovery loop, never tried again by a late delivery.
-        assert second not in ingestion.stalled_batches(session, older_than=timedelta(0))
+        assert second not in ingestion.BATCHES.stalled(session, timedelta(0))
     assert ingestion.process_batch(**run, batch_id=second, retries=retries).status == "failed"
     assert report.status == "partial", report
     assert report.done == 2 and report.finished_at is not None

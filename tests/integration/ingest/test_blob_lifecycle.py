@@ -29,7 +29,7 @@ def _job(platform: Platform, source: Path, licence: str) -> int:
         job = ingestion.start_job(
             session, source=str(source), roots=TEST_ROOTS, license_name=licence, actor="test"
         )
-        (batch,) = ingestion.pending_batches(session, job_id=job.id)
+        (batch,) = ingestion.BATCHES.pending(session, job.id)
     return batch
 
 

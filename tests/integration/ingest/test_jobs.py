@@ -42,7 +42,7 @@ def _run(
             batch_size=16,
             **options,
         )
-        batches = ingestion.pending_batches(session, job_id=job.id)
+        batches = ingestion.BATCHES.pending(session, job.id)
     for batch_id in batches:
         ingestion.process_batch(
             sessions=sessions, blobs=blobs, encoders=encoders, batch_id=batch_id
@@ -118,7 +118,7 @@ def test_a_batch_delivered_twice_is_done_once(
             actor="a",
             batch_size=16,
         )
-        first = ingestion.pending_batches(session, job_id=job.id)[0]
+        first = ingestion.BATCHES.pending(session, job.id)[0]
     once = ingestion.process_batch(
         sessions=sessions, blobs=blobs, encoders=encoders, batch_id=first
     )
@@ -145,7 +145,7 @@ def test_a_batch_that_dies_mid_way_leaves_nothing(
             actor="a",
             batch_size=16,
         )
-        first = ingestion.pending_batches(session, job_id=job.id)[0]
+        first = ingestion.BATCHES.pending(session, job.id)[0]
 
     def die() -> None:
         raise RuntimeError("worker lost power after encoding")
@@ -159,7 +159,7 @@ def test_a_batch_that_dies_mid_way_leaves_nothing(
     with sessions() as session:
         assert session.execute(text("SELECT count(*) FROM pairs")).scalar_one() == 0
         assert session.execute(text("SELECT count(*) FROM job_items")).scalar_one() == 0
-        assert ingestion.stalled_batches(session, older_than=timedelta(0))
+        assert ingestion.BATCHES.stalled(session, timedelta(0))
     done = ingestion.process_batch(
         sessions=sessions, blobs=blobs, encoders=encoders, batch_id=first
     )

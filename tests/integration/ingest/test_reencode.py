@@ -48,7 +48,7 @@ def _ingest(
             license_name="tiny-imagenet",
             actor="test",
         )
-        batches = ingestion.pending_batches(session, job_id=job.id)
+        batches = ingestion.BATCHES.pending(session, job.id)
     for batch_id in batches:
         ingestion.process_batch(
             sessions=sessions, blobs=blobs, encoders=encoders, batch_id=batch_id
@@ -91,7 +91,7 @@ def test_reencode_switches_only_when_every_pair_is_done(
             actor="steward-1",
             batch_size=8,
         )
-        batches = reencode.pending_batches(session, reencode_id=job.id)
+        batches = reencode.BATCHES.pending(session, job.id)
     assert len(batches) == 3
 
     def encoders_for(image: str, text_: str) -> Encoders:
@@ -108,7 +108,7 @@ def test_reencode_switches_only_when_every_pair_is_done(
         assert all(v[0] == 1 and not v[1:].any() for v in _embeddings(session).values())
         staged = session.execute(text("SELECT count(*) FROM reencode_embeddings")).scalar_one()
         assert staged == 8
-        assert reencode.report(session, reencode_id=job.id)["status"] == "running"
+        assert reencode.report(session, reencode_id=job.id).status == "running"
 
     # A pair ingested while the re-encode runs is re-encoded too, at the switch.
     _ingest(sessions, blobs, encoders, _source(tmp_path / "b", shared_data, 1, offset=20))
@@ -134,9 +134,9 @@ def test_reencode_switches_only_when_every_pair_is_done(
         change = session.execute(
             text("SELECT change FROM model_versions WHERE version = :v"), {"v": version}
         ).scalar_one()
-    assert version > old_state[0] and report["switched_version"] == version
+    assert version > old_state[0] and report.switched_version == version
     assert (image_name, text_name) == (encoders.image.name, encoders.text.name)
-    assert (report["status"], report["total"], report["done"], report["missing"]) == (
+    assert (report.status, report.total, report.done, report.missing) == (
         "done",
         21,
         21,
@@ -177,7 +177,7 @@ def test_a_pair_without_its_blob_drops_out_when_the_encoders_change(
             text_encoder=other.text.name,
             actor="steward-1",
         )
-        (batch_id,) = reencode.pending_batches(session, reencode_id=job.id)
+        (batch_id,) = reencode.BATCHES.pending(session, job.id)
     outcome = reencode.process_batch(
         sessions=sessions, blobs=blobs, encoders_for=lambda i, t: other, batch_id=batch_id
     )
@@ -190,7 +190,7 @@ def test_a_pair_without_its_blob_drops_out_when_the_encoders_change(
         version, image_name, _ = _state(session)
         encoders_of_pairs = dict(session.execute(text("SELECT id, image_encoder FROM pairs")).all())
         report = reencode.report(session, reencode_id=job.id)
-    assert image_name == "renamed/lite0" and report["missing"] == 1
+    assert image_name == "renamed/lite0" and report.missing == 1
     assert lost_id not in usable and len(usable) == 5, "never a mix of encoders"
     assert closed == version
     assert encoders_of_pairs.pop(lost_id) == encoders.image.name
@@ -209,7 +209,7 @@ def test_one_reencode_at_a_time_and_encoders_must_fit_the_columns(
         job = reencode.start(
             session, image_encoder="x-image", text_encoder="x-text", actor="steward-1"
         )
-        (batch_id,) = reencode.pending_batches(session, reencode_id=job.id)
+        (batch_id,) = reencode.BATCHES.pending(session, job.id)
     with pytest.raises(Conflict), sessions.begin() as session:
         reencode.start(
             session,
@@ -236,7 +236,7 @@ def test_one_reencode_at_a_time_and_encoders_must_fit_the_columns(
     with sessions.begin() as session:
         reencode.fail(session, batch_id=batch_id, error="64-d")
     with sessions() as session:
-        assert reencode.report(session, reencode_id=job.id)["status"] == "failed"
+        assert reencode.report(session, reencode_id=job.id).status == "failed"
         assert _state(session)[1:] == (encoders.image.name, encoders.text.name)
         assert session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one() == 3
 

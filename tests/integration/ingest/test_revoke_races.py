@@ -43,7 +43,7 @@ def _start(platform: Platform, source: Path, batch_size: int) -> list[int]:
             actor="test",
             batch_size=batch_size,
         )
-        return ingestion.pending_batches(session, job_id=job.id)
+        return ingestion.BATCHES.pending(session, job.id)
 
 
 def _process(platform: Platform, batch: int, on_encoded=None) -> None:  # noqa: ANN001

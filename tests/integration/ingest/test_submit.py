@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.context import Platform
 from asifdb.services import ingestion, licences, submit
+from asifdb.services.batches import BatchKind
 from asifdb.settings import Settings
 from tests.samples import TEST_ROOTS, tiny_shard
 
@@ -23,14 +24,14 @@ class DownBroker:
     def __init__(self) -> None:
         self.tried: list[int] = []
 
-    def ingest(self, batch_ids: Sequence[int], sessions: sessionmaker[Session]) -> None:
+    def send(
+        self, kind: BatchKind, batch_ids: Sequence[int], sessions: sessionmaker[Session]
+    ) -> None:
         self.tried.extend(batch_ids)
         with sessions.begin() as session:
-            ingestion.mark_dispatched(session, batch_ids=list(batch_ids))
+            kind.mark_dispatched(session, batch_ids)
         with Connection("redis://127.0.0.1:1/0", connect_timeout=1) as conn:
             conn.ensure_connection(max_retries=1)
-
-    reencode = ingest
 
 
 def test_a_job_submitted_while_the_broker_is_down_is_kept_for_recovery(
@@ -60,7 +61,5 @@ def test_a_job_submitted_while_the_broker_is_down_is_kept_for_recovery(
         ).scalar_one()
         assert status == "queued"  # saved, nothing lost, nothing done yet
         # What a worker's recovery sends at start: every one of them.
-        assert sorted(ingestion.stalled_batches(session, older_than=timedelta(0))) == sorted(
-            down.tried
-        )
+        assert sorted(ingestion.BATCHES.stalled(session, timedelta(0))) == sorted(down.tried)
     platform.close()
