@@ -1,5 +1,5 @@
 """The audit log's hash chain, checked: every event's hash recomputed in order, the first broken
-link named. Called by `asifdb audit verify` (cli_audit.py); migration 0009 builds the chain."""
+link named. Called by `asifdb audit verify` (cli/audit.py); migration 0009 builds the chain."""
 
 import hashlib
 import json

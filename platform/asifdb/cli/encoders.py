@@ -1,5 +1,5 @@
 """`asifdb encoders list`: the encoders this platform knows, where their weights come from, and
-whether they load here without a network. Registered on the `asifdb` app in cli.py."""
+whether they load here without a network. Registered on the `asifdb` app in cli/main.py."""
 
 import sys
 from typing import Annotated

@@ -1,6 +1,6 @@
 """`asifdb curate ...`: find mismatched, near-duplicate and harmful pairs, and act on them.
 
-Parse, call asifdb.services.curation, render; registered in cli.py with one `add_typer`.
+Parse, call asifdb.services.curation, render; registered in cli/main.py with one `add_typer`.
 """
 
 import sys

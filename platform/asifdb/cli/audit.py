@@ -1,6 +1,7 @@
 """`asifdb audit verify`: check the audit log's hash chain and name its first broken link.
 
-Registered on the `asifdb` app in cli.py; reads as the auditor role, calls services.audit_chain.
+Registered on the `asifdb` app in cli/main.py; reads as the auditor role, calls
+services.audit_chain.
 """
 
 from typing import Annotated

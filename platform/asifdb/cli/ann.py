@@ -1,6 +1,6 @@
 """`asifdb ann`: build, drop and inspect the image HNSW index that the approximate path reads.
 
-Registered on the `asifdb` app in cli.py; parses, calls `anchors.ann_index`, shows progress.
+Registered on the `asifdb` app in cli/main.py; parses, calls `anchors.ann_index`, shows progress.
 """
 
 import json

@@ -1,6 +1,6 @@
 """`asifdb licenses erase | erasure-report`: erase a revoked licence's data, show the report.
 
-Parse, call asifdb.services.erasure, render; registered on the `licenses` group in cli.py.
+Parse, call asifdb.services.erasure, render; registered on the `licenses` group in cli/main.py.
 """
 
 import sys

@@ -1,6 +1,6 @@
 """`asifdb reencode`: switch the model's encoders by re-embedding every pair through the workers.
 
-Registered on the `asifdb` app in cli.py; parses, calls `services.reencode`, shows progress.
+Registered on the `asifdb` app in cli/main.py; parses, calls `services.reencode`, shows progress.
 """
 
 import time

@@ -1,0 +1,5 @@
+"""`python -m asifdb.cli`."""
+
+from asifdb.cli.main import main
+
+main()
