@@ -4,7 +4,7 @@ harmful pairs found on half of CIFAR-10 test and rejected in a dry run, measured
 
     flock /tmp/asifdb-bench.lock .venv/bin/python -m benchmarks.curation.corruption [--mismatch]
 
-Writes benchmarks/results/out/curation.json and docs/img/results-curation.png; with
+Writes benchmarks/curation/results/curation.json and docs/img/results-curation.png; with
 `--mismatch`, only the swapped captions and their revocation (curation_mismatch.json).
 """
 
@@ -21,10 +21,10 @@ from sqlalchemy import text
 
 from asifdb import engine
 from asifdb.context import Platform
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ROOT, ROOTS, SHARED_DATA, ingest
 from asifdb.schemas.curation import PairValues
 from asifdb.services import curation, evaluation, licences, model
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ROOT, ROOTS, SHARED_DATA, ingest
 
 log = logging.getLogger("curation")
 SWAPPED = "swapped-captions"
@@ -273,6 +273,6 @@ def plot(result: runner.Result, path: Path) -> None:
 
 if __name__ == "__main__":
     if "--mismatch" in sys.argv[1:]:
-        runner.main("curation_mismatch", run_mismatch)
+        runner.main("curation_mismatch", run_mismatch, area="curation")
     else:
-        runner.main("curation", run, plot)
+        runner.main("curation", run, plot, area="curation")

@@ -1,7 +1,7 @@
 """Which score finds swapped captions best? ROC AUC of candidate mismatch scores, dense.
 
 Reads the 20,000 anchors' embeddings from the results' anchors database (read only; built by
-`benchmarks/results/anchors_db.py`), swaps the text embeddings of 1,000 random pairs (500
+`platform/asifdb/experiments/anchors_db.py`), swaps the text embeddings of 1,000 random pairs (500
 swaps, as `corruption.py` does through the platform) and ranks every pair by each score, lowest
 first. Everything is leave-one-out (a pair never votes for itself) and dense in torch, so the
 variants are compared on exactly the same corruption. About 20 GB of memory at 20,000 pairs.
@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from asifdb.anchors import store
 from asifdb.db.session import make_engine, session_factory
-from benchmarks.results import anchors_db
+from asifdb.experiments import anchors_db
 
 SWAPPED = 1000
 SAMPLE = 3000  # images (captions) each caption (image) is compared with, for the z-scores

@@ -19,7 +19,7 @@ are made before the revocation so the erased pairs have evidence to keep. Run:
 
     MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 HF_HUB_OFFLINE=1 \\
         flock /tmp/asifdb-bench.lock .venv/bin/python benchmarks/erasure/erase_licence.py \\
-        --out benchmarks/erasure/results.json
+        --out benchmarks/erasure/results/erase_licence.json
 """
 
 import argparse

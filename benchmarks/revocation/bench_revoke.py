@@ -17,7 +17,7 @@ CIFAR-10 images through the real encoders. Run:
 
     MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 HF_HUB_OFFLINE=1 \\
         .venv/bin/python benchmarks/revocation/bench_revoke.py \\
-        --out benchmarks/revocation/results.json
+        --out benchmarks/revocation/results/bench_revoke.json
 """
 
 import argparse

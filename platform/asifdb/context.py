@@ -102,12 +102,13 @@ class Platform:
 
 
 @contextmanager
-def platform_at_head(role: Role = "app") -> Iterator[Platform]:
+def platform_at_head(role: Role = "app", *, keep_server: bool = False) -> Iterator[Platform]:
     """The configured platform, connected as `role`, its schema checked at head; closed on exit
-    (an embedded server this process started is stopped)."""
+    (an embedded server this process started is stopped unless `keep_server`: the workers a
+    submission left running still need it)."""
     platform = Platform(get_settings(), role=role)
     try:
         platform.require_schema()
         yield platform
     finally:
-        platform.close()
+        platform.close(keep_server=keep_server)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import Field
 
-from asifdb.schemas.common import Problem
+from asifdb.schemas.base import Problem
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: pairs, jobs, predictions
 MAX_SMALL_ID = 2**31 - 1  # PostgreSQL integer: licences, label sets

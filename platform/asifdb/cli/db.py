@@ -2,7 +2,7 @@
 
 import typer
 
-from asifdb.cli.common import console, platform_as, upgrade
+from asifdb.cli.shell import console, platform_as, upgrade
 
 app = typer.Typer(help="Database schema: upgrade and check.")
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TextColumn
 
-from asifdb.cli.common import CLI_ACTOR, console, err, platform_as, session_at_head
-from asifdb.context import Platform
+from asifdb.cli.shell import CLI_ACTOR, console, err, session_at_head
+from asifdb.context import Platform, platform_at_head
 from asifdb.db.models import FINISHED_JOB_STATUSES
 from asifdb.schemas.pairs import Job as JobReport
 from asifdb.services import ingestion, submit
@@ -41,9 +41,7 @@ def ingest(
     ] = True,
 ) -> None:
     """Add pairs from a source as a job; workers encode them (start them with `asifdb up`)."""
-    platform = platform_as()
-    try:
-        platform.require_schema()
+    with platform_at_head(keep_server=True) as platform:
         done = submit.ingestion_job(
             platform,
             source=source,
@@ -68,8 +66,6 @@ def ingest(
             _print_job(report)
             if report.status == "failed":
                 raise typer.Exit(1)
-    finally:
-        platform.close(keep_server=True)
 
 
 def job(job_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

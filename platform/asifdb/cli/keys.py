@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from asifdb.cli.common import CLI_ACTOR, console, err, session_at_head
+from asifdb.cli.shell import CLI_ACTOR, console, err, session_at_head
 from asifdb.services import keys
 
 app = typer.Typer(help="API keys: create (printed once), list, revoke.")

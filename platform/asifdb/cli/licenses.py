@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from asifdb.cli.common import CLI_ACTOR, console, platform_as, session_at_head
+from asifdb.cli.shell import CLI_ACTOR, console, session_at_head
+from asifdb.context import platform_at_head
 from asifdb.services import impact, licences
 from asifdb.wire import to_json
 
@@ -86,9 +87,7 @@ def licenses_impact(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Deletion verification: the licence's pairs, what they carried, re-run without them."""
-    platform = platform_as()
-    try:
-        platform.require_schema()
+    with platform_at_head() as platform:
         report = impact.licence_impact(
             sessions=platform.sessions,
             live=platform.live,
@@ -97,8 +96,6 @@ def licenses_impact(
             licence=name,
             sample=sample,
         )
-    finally:
-        platform.close()
     if as_json:
         sys.stdout.write(to_json(report))
         return

@@ -24,7 +24,7 @@ from asifdb.cli import (
     predict,
     reencode,
 )
-from asifdb.cli.common import (
+from asifdb.cli.shell import (
     console,
     err,
     jsonable,

@@ -9,7 +9,8 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from asifdb.cli.common import CLI_ACTOR, console, err, platform_as, read_file
+from asifdb.cli.shell import CLI_ACTOR, console, err, read_file
+from asifdb.context import platform_at_head
 from asifdb.services import classify as classify_service
 from asifdb.services import labelsets
 from asifdb.services.classify import K_RANGE, P_RANGE
@@ -28,9 +29,7 @@ def classify(
 ) -> None:
     """Zero-shot classify images; every prediction is recorded with its evidence."""
     files = [(str(path), read_file(path)) for path in images]
-    platform = platform_as()
-    try:
-        platform.require_schema()
+    with platform_at_head() as platform:
         options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
         with platform.sessions.begin() as session:
             candidates = labelsets.candidates(
@@ -50,8 +49,6 @@ def classify(
                 channel="cli",
                 blobs=platform.blobs,
             )
-    finally:
-        platform.close()
     if as_json:
         sys.stdout.write(to_json(results))
         return
@@ -84,9 +81,7 @@ def eval_(
     """Zero-shot accuracy of the current model on a labelled folder (predictions recorded)."""
     from asifdb.services import evaluation
 
-    platform = platform_as()
-    try:
-        platform.require_schema()
+    with platform_at_head() as platform:
         options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
         with Progress(TextColumn("{task.description}"), console=err, disable=as_json) as bar:
             task = bar.add_task("classifying")
@@ -109,8 +104,6 @@ def eval_(
                     task, description=f"classified {done}/{total}"
                 ),
             )
-    finally:
-        platform.close()
     summary = result.summary()
     if as_json:
         sys.stdout.write(to_json(summary))

@@ -3,7 +3,7 @@ progress."""
 
 from datetime import datetime
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class EncoderInfo(Schema):

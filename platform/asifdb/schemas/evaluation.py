@@ -1,6 +1,6 @@
 """`asifdb eval`: a model version's zero-shot accuracy on a labelled folder."""
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class EvaluationSummary(Schema):

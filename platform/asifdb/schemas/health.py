@@ -5,7 +5,7 @@ A part's fields that do not apply are left unset, and left out of the answer (`H
 
 from typing import Any
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class DatabaseState(Schema):

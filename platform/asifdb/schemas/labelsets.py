@@ -1,6 +1,6 @@
 """`/v1/labelsets`: stored label sets."""
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class LabelSet(Schema):

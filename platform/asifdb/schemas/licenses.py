@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class License(Schema):

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from asifdb.schemas.common import Schema
+from asifdb.schemas.base import Schema
 
 
 class Provenance(Schema):

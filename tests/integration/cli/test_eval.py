@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from asifdb.context import Platform
+from asifdb.experiments.anchors_db import ingest
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from benchmarks.results.anchors_db import ingest
 from tests.samples import asifdb_cli, cli_env, tiny_shard
 
 PAIRS = 120

@@ -5,7 +5,6 @@ Called by `asifdb curate`, `/v1/curation/...` and the Curate page. The math is e
 """
 
 # The features, one module each; their public names are the package's (`curation.refresh_fit`).
-from asifdb.services.curation.common import MAX_PAGE
 from asifdb.services.curation.duplicates import (
     DUPLICATE_NEIGHBOURS,
     DUPLICATE_THRESHOLD,
@@ -29,6 +28,7 @@ from asifdb.services.curation.fit import (
     mismatches,
     refresh_fit,
 )
+from asifdb.services.curation.listing import MAX_PAGE
 from asifdb.services.curation.review import mark, reject, restore, reviews, revoke_licences, unmark
 from asifdb.services.curation.value import WHAT_IF_COUNTS, pair_values
 

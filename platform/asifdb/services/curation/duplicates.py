@@ -16,7 +16,7 @@ from asifdb.schemas.curation import (
     DuplicatesRefreshed,
     GroupMember,
 )
-from asifdb.services.curation.common import PAIR_COLUMNS, check_page, exact_index, model_view
+from asifdb.services.curation.listing import PAIR_COLUMNS, check_page, exact_index, model_view
 
 # Image cosine at or above which two pairs are near-duplicates. On the 20,000-pair default
 # collection (docs/results-curation.md) the median copy (re-encoded JPEG 0.92, 90 % crop 0.90,

@@ -15,7 +15,7 @@ from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
 from asifdb.schemas.curation import FitRefreshed, FitStatus, Mismatch, Mismatches
 from asifdb.services import model
-from asifdb.services.curation.common import (
+from asifdb.services.curation.listing import (
     PAIR_COLUMNS,
     check_k_p,
     check_page,

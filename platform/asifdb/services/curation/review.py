@@ -17,7 +17,7 @@ from asifdb.schemas.curation import (
     Unmarked,
 )
 from asifdb.services import audit, licences, model
-from asifdb.services.curation.common import check_page
+from asifdb.services.curation.listing import check_page
 
 
 def _ids(pair_ids: list[int]) -> list[int]:

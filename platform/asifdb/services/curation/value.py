@@ -13,7 +13,7 @@ from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
 from asifdb.schemas.curation import PairValues, ValuedPair, WhatIf
 from asifdb.services import labelsets, model
-from asifdb.services.curation.common import PAIR_COLUMNS, check_k_p, check_page, model_view
+from asifdb.services.curation.listing import PAIR_COLUMNS, check_k_p, check_page, model_view
 from asifdb.services.evaluation import Labelled
 from asifdb.services.model import Encoders
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from asifdb.context import Platform
-from benchmarks.results import ann_vs_exact, throughput
+from asifdb.experiments import ann_vs_exact, throughput
 from tests.integration.results.conftest import Data
 
 

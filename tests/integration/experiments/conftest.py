@@ -1,6 +1,6 @@
 """Small real copies of the results' data: a seeded anchors database and labelled folders.
 
-Each experiment of benchmarks/results runs here on a few images and pairs, so its script cannot rot.
+Each experiment of asifdb.experiments runs here on a few images and pairs, so its script cannot rot.
 """
 
 import shutil
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from asifdb.context import Platform
+from asifdb.experiments.anchors_db import ANCHORS_LICENCE, clone, ingest
+from asifdb.experiments.datasets import LabelledSet
+from asifdb.experiments.memo_encoder import MemoImageEncoder
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from benchmarks.results.anchors_db import ANCHORS_LICENCE, clone, ingest
-from benchmarks.results.datasets import LabelledSet
-from benchmarks.results.memo_encoder import MemoImageEncoder
 from tests.conftest import create_database, setup_url
 from tests.samples import copy_samples
 

@@ -2,9 +2,9 @@
 end, k = 800, p = 8, max over templates (the mean by the engine on the same anchors), against
 chance and a 1-NN caption baseline.
 
-    .venv/bin/python -m benchmarks.results.zero_shot             # all 3,000 + 10,000 served
-    .venv/bin/python -m benchmarks.results.zero_shot --cifar-per-class 100 --tiny-per-class 5
-    .venv/bin/python -m benchmarks.results.zero_shot --engine-only   # full sets, engine alone
+    .venv/bin/python -m asifdb.experiments.zero_shot             # all 3,000 + 10,000 served
+    .venv/bin/python -m asifdb.experiments.zero_shot --cifar-per-class 100 --tiny-per-class 5
+    .venv/bin/python -m asifdb.experiments.zero_shot --engine-only   # full sets, engine alone
 """
 
 import argparse
@@ -16,17 +16,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from asifdb.context import Platform
-from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ROOTS
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
-from benchmarks.results.engine_sweep import (
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ROOTS
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
+from asifdb.experiments.engine_sweep import (
     Sweep,
     accuracy,
     load_anchors,
     nearest_caption_scores,
 )
+from asifdb.services.classify import Options
+from asifdb.services.evaluation import Evaluation, evaluate
 
 log = logging.getLogger(__name__)
 

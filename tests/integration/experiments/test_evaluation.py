@@ -9,10 +9,10 @@ from sqlalchemy import text
 
 from asifdb.context import Platform
 from asifdb.errors import Conflict, InvalidInput
+from asifdb.experiments.datasets import LabelledSet
 from asifdb.services import pairs
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate, read_folder
-from benchmarks.results.datasets import LabelledSet
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
 from tests.samples import TEST_ROOTS
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asifdb.context import Platform
-from benchmarks.results import zero_shot
+from asifdb.experiments import zero_shot
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
 
 

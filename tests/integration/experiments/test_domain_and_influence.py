@@ -4,7 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asifdb.context import Platform
-from benchmarks.results import domain_pairs, influence
+from asifdb.experiments import domain_pairs, influence
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
 
 

@@ -1,7 +1,7 @@
 """Experiment 5: the test sets through pgvector HNSW (`Options(method="ann")`, through
 `services.evaluation`) against the exact scan: accuracy and top-1 agreement.
 
-    .venv/bin/python -m benchmarks.results.ann_vs_exact
+    .venv/bin/python -m asifdb.experiments.ann_vs_exact
 """
 
 import logging
@@ -12,12 +12,12 @@ from matplotlib.figure import Figure
 
 from asifdb.anchors import ann_index
 from asifdb.context import Platform
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ROOTS
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
+from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ROOTS
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
-from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 anchors and caption representations cached), through `services.evaluation`, the plain image
 encoder (nothing remembered), against encoding alone; and one-image latency.
 
-    .venv/bin/python -m benchmarks.results.throughput
+    .venv/bin/python -m asifdb.experiments.throughput
 """
 
 import logging
@@ -11,12 +11,12 @@ import statistics
 import time
 
 from asifdb.context import Platform
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ROOTS
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet
 from asifdb.services.classify import Options, classify
 from asifdb.services.evaluation import evaluate, read_folder
 from asifdb.services.labelsets import check
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ROOTS
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet
 
 log = logging.getLogger(__name__)
 

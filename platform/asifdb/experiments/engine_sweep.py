@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from asifdb import engine
 from asifdb.anchors import store
-from benchmarks.results.datasets import Embedded
+from asifdb.experiments.datasets import Embedded
 
 # Image rows scored per dense block: a (rows, anchors) float32 block stays under ~100 MB.
 _ROWS_PER_BLOCK = 1024

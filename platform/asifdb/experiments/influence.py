@@ -2,7 +2,7 @@
 its evidence through `services.evaluation`; usage is counted in `prediction_evidence` (SQL);
 then the never-used pairs are pruned and the set scored again by the engine on the rest.
 
-    .venv/bin/python -m benchmarks.results.influence
+    .venv/bin/python -m asifdb.experiments.influence
 """
 
 import logging
@@ -13,12 +13,12 @@ from matplotlib.figure import Figure
 from sqlalchemy import text
 
 from asifdb.context import Platform
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ACTOR, ROOTS
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, Embedded, LabelledSet, embed
+from asifdb.experiments.engine_sweep import Anchors, Sweep, load_anchors
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ACTOR, ROOTS
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, Embedded, LabelledSet, embed
-from benchmarks.results.engine_sweep import Anchors, Sweep, load_anchors
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ captioned "a photo of a {class}." under their own licence, classify CIFAR-10 tes
 after, revoke the licence and check every prediction against the one before, all through the
 platform's ingest, licences and `services.evaluation` end to end.
 
-    .venv/bin/python -m benchmarks.results.domain_pairs
+    .venv/bin/python -m asifdb.experiments.domain_pairs
 """
 
 import logging
@@ -16,13 +16,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from asifdb.context import Platform
+from asifdb.experiments import runner
+from asifdb.experiments.anchors_db import ACTOR, ROOTS, ingest
+from asifdb.experiments.datasets import CIFAR_TEST, CIFAR_TRAIN, Embedded, LabelledSet, embed
+from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors
 from asifdb.services import licences
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
-from benchmarks.results import runner
-from benchmarks.results.anchors_db import ACTOR, ROOTS, ingest
-from benchmarks.results.datasets import CIFAR_TEST, CIFAR_TRAIN, Embedded, LabelledSet, embed
-from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from asifdb.context import Platform
+from asifdb.experiments.anchors_db import ROOTS, SHARED_DATA
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.services import labelsets
 from asifdb.services.evaluation import LabelledFolder, read_folder
-from benchmarks.results.anchors_db import ROOTS, SHARED_DATA
 
 
 @dataclass(frozen=True)

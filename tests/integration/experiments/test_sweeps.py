@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from asifdb.context import Platform
+from asifdb.experiments import grid, scaling
+from asifdb.experiments.datasets import LabelledSet
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
-from benchmarks.results import grid, scaling
-from benchmarks.results.datasets import LabelledSet
 from tests.integration.results.conftest import ANCHOR_PAIRS, Data
 from tests.samples import TEST_ROOTS
 

@@ -1,7 +1,7 @@
 """Experiment 3: top-1 accuracy over a k x p grid on each test set (all usable pairs, max over
 templates), by the engine on the database's anchors; each query's neighbours are found once.
 
-    .venv/bin/python -m benchmarks.results.grid
+    .venv/bin/python -m asifdb.experiments.grid
 """
 
 import logging
@@ -11,9 +11,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from asifdb.context import Platform
-from benchmarks.results import runner
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
-from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors
+from asifdb.experiments import runner
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
+from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors
 
 log = logging.getLogger(__name__)
 

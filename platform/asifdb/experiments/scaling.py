@@ -2,7 +2,7 @@
 below the full set (and the first N pairs in ingest order), by the engine on the database's
 anchors (k = 800, p = 8, max over templates), with the 1-NN caption baseline alongside.
 
-    .venv/bin/python -m benchmarks.results.scaling
+    .venv/bin/python -m asifdb.experiments.scaling
 """
 
 import logging
@@ -13,9 +13,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from asifdb.context import Platform
-from benchmarks.results import runner
-from benchmarks.results.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
-from benchmarks.results.engine_sweep import Sweep, accuracy, load_anchors, nearest_caption_scores
+from asifdb.experiments import runner
+from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
+from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors, nearest_caption_scores
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from asifdb.context import Platform
+from asifdb.context import Platform, platform_at_head
 from asifdb.db import schema
 from asifdb.db.roles import Role
 from asifdb.errors import InvalidInput
@@ -49,13 +49,8 @@ def _secret(value: SecretStr | None) -> str | None:
 @contextmanager
 def session_at_head() -> Iterator[Session]:
     """A session in one transaction on a database at head; the server stops if we started it."""
-    platform = platform_as()
-    try:
-        platform.require_schema()
-        with platform.sessions.begin() as session:
-            yield session
-    finally:
-        platform.close()
+    with platform_at_head() as platform, platform.sessions.begin() as session:
+        yield session
 
 
 def jsonable(value: Any) -> Any:

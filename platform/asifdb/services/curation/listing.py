@@ -1,4 +1,4 @@
-"""What every curation feature shares: paging, the k / p check, the model view and the
+"""What every curation list reads and checks: paging, the k / p check, the model view and the
 exact index it scores with, the columns a listed pair shows."""
 
 import numpy as np

@@ -27,7 +27,7 @@ from asifdb.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _shared_data() -> Path:

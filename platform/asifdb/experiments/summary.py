@@ -1,16 +1,16 @@
-"""Prints the tables of docs/results.md from the experiments' JSON in benchmarks/results/out/.
+"""Prints the tables of docs/results.md from the experiments' JSON in benchmarks/accuracy/results/.
 
-.venv/bin/python -m benchmarks.results.summary
+.venv/bin/python -m asifdb.experiments.summary
 """
 
 import json
 from typing import Any
 
-from benchmarks.results.runner import OUT
+from asifdb.experiments.runner import results_dir
 
 
 def _load(name: str) -> dict[str, Any] | None:
-    path = OUT / f"{name}.json"
+    path = results_dir() / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

@@ -1,5 +1,5 @@
 """What every experiment script does around its `run`: encoders, a fresh platform, the clock,
-and writing `benchmarks/results/out/<name>.json` and `docs/img/results-<name>.png`."""
+and writing `benchmarks/accuracy/results/<name>.json` and `docs/img/results-<name>.png`."""
 
 import json
 import logging
@@ -11,21 +11,25 @@ from typing import Any
 
 from asifdb.context import Platform
 from asifdb.encoders import get_encoder
-from asifdb.services.model import Encoders
-from asifdb.settings import Settings
-from benchmarks.results.anchors_db import (
+from asifdb.experiments.anchors_db import (
+    REPO,
     ROOT,
     SHARED_DATA,
     anchors_ingest,
     experiment_platform,
 )
-from benchmarks.results.memo_encoder import MemoImageEncoder
+from asifdb.experiments.memo_encoder import MemoImageEncoder
+from asifdb.services.model import Encoders
+from asifdb.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "benchmarks" / "results" / "out"
 IMG = REPO / "docs" / "img"
 
 Result = dict[str, Any]
+
+
+def results_dir(area: str = "accuracy") -> Path:
+    """Where an area's benchmarks and experiments keep their JSON (one layout for all)."""
+    return REPO / "benchmarks" / area / "results"
 
 
 def default_encoders() -> tuple[Encoders, MemoImageEncoder]:
@@ -45,6 +49,7 @@ def main(
     plot: Callable[[Result, Path], None] | None = None,
     *,
     remember_images: bool = True,
+    area: str = "accuracy",
 ) -> Result:
     """Run one experiment on a fresh clone of the anchors database and publish its outputs.
 
@@ -71,8 +76,9 @@ def main(
         "cpus": os.cpu_count(),
     }
     result["anchors"] = anchors
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = results_dir(area)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     if plot is not None:
         IMG.mkdir(parents=True, exist_ok=True)
         plot(result, IMG / f"results-{name.replace('_', '-')}.png")
