@@ -5,7 +5,7 @@ from pathlib import Path
 
 from asifdb.context import Platform
 from asifdb.experiments import domain_pairs, influence
-from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.integration.experiments.conftest import ANCHOR_PAIRS, Data
 
 
 def test_revoking_the_domain_pairs_restores_every_prediction_exactly(

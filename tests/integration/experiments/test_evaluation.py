@@ -13,7 +13,7 @@ from asifdb.experiments.datasets import LabelledSet
 from asifdb.services import pairs
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate, read_folder
-from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.integration.experiments.conftest import ANCHOR_PAIRS, Data
 from tests.samples import TEST_ROOTS
 
 

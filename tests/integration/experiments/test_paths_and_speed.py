@@ -6,7 +6,7 @@ from pathlib import Path
 
 from asifdb.context import Platform
 from asifdb.experiments import ann_vs_exact, throughput
-from tests.integration.results.conftest import Data
+from tests.integration.experiments.conftest import Data
 
 
 def test_ann_and_exact_paths_are_both_measured(

@@ -10,7 +10,7 @@ from asifdb.experiments import grid, scaling
 from asifdb.experiments.datasets import LabelledSet
 from asifdb.services.classify import Options
 from asifdb.services.evaluation import Evaluation, evaluate
-from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.integration.experiments.conftest import ANCHOR_PAIRS, Data
 from tests.samples import TEST_ROOTS
 
 

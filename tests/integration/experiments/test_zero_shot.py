@@ -5,7 +5,7 @@ from pathlib import Path
 
 from asifdb.context import Platform
 from asifdb.experiments import zero_shot
-from tests.integration.results.conftest import ANCHOR_PAIRS, Data
+from tests.integration.experiments.conftest import ANCHOR_PAIRS, Data
 
 
 def test_zero_shot_reports_both_aggregations_the_baseline_and_a_figure(
