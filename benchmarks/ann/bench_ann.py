@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from pgserver._commands import pg_ctl
-from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import World  # noqa: E402
+from synthetic import IMAGE_DIM, World, copy_pairs  # noqa: E402
 
+from asifdb.anchors import ann_index  # noqa: E402
 from asifdb.anchors.ann import HnswTopK  # noqa: E402
 from asifdb.db import embedded, schema  # noqa: E402
 from asifdb.db.session import make_engine  # noqa: E402
@@ -44,9 +44,11 @@ _CHUNK = 50_000
 _QUERY_BLOCK = 32
 # pgserver runs PostgreSQL as this system user when we are root (as asifdb.db.embedded does).
 _SYSTEM_USER = "pgserver" if os.geteuid() == 0 else None
+# As `asifdb ann build` makes it (asifdb.anchors.ann_index), with pgvector's defaults.
 _INDEX = (
-    "CREATE INDEX ix_pairs_image_embedding_hnsw ON pairs "
-    "USING hnsw (image_embedding halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)"
+    f"CREATE INDEX {ann_index.INDEX_NAME} ON pair_embeddings "
+    f"USING hnsw ((CAST(embedding AS halfvec({IMAGE_DIM}))) halfvec_cosine_ops) "
+    f"WITH (m = 16, ef_construction = 64) WHERE encoder = {ann_index.literal(ENCODERS[0])}"
 )
 
 
@@ -179,31 +181,19 @@ def _load(engine: Engine, data: Data, maintenance_work_mem: str) -> dict:
         )
         for licence in range(1, LICENCES + 1):
             conn.execute("INSERT INTO licenses (name) VALUES (%s)", (f"bench-{licence}",))
-        conn.execute("DROP INDEX IF EXISTS ix_pairs_image_embedding_hnsw")
+        conn.execute(f"DROP INDEX IF EXISTS {ann_index.INDEX_NAME}")
         conn.commit()
         register_vector(conn)
         started = time.perf_counter()
-        columns = "collection, image_sha256, caption, image_embedding, image_encoder, "
-        columns += "text_encoder, license_id, status"
-        for start in range(0, n, _CHUNK):
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(f"COPY pairs ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(["text", "text", "text", "halfvec", "text", "text", "int4", "text"])
-                for i in range(start, min(start + _CHUNK, n)):
-                    copy.write_row(
-                        (
-                            "bench",
-                            f"{i:064x}",
-                            f"pair {i}",
-                            HalfVector(data.image[i]),
-                            *ENCODERS,
-                            1 + i % LICENCES,
-                            "ready",
-                        )
-                    )
-            conn.commit()
+        copy_pairs(
+            conn,
+            (
+                (data.image[start : start + _CHUNK], data.text[start : start + _CHUNK])
+                for start in range(0, n, _CHUNK)
+            ),
+            encoders=ENCODERS,
+            licences=LICENCES,
+        )
         copy_s = time.perf_counter() - started
         log.info("copied %d pairs in %.0f s", n, copy_s)
         ids = conn.execute("SELECT min(id), max(id), count(*) FROM pairs").fetchone()
@@ -211,14 +201,16 @@ def _load(engine: Engine, data: Data, maintenance_work_mem: str) -> dict:
         conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
         started = time.perf_counter()
         conn.execute(_INDEX)
+        conn.execute(f"COMMENT ON INDEX {ann_index.INDEX_NAME} IS {ann_index.literal(ENCODERS[0])}")
         conn.commit()
         build_s = time.perf_counter() - started
         log.info("built the HNSW index in %.0f s", build_s)
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE pairs")
+        conn.execute("VACUUM ANALYZE pair_embeddings")
         size = conn.execute(
-            "SELECT pg_relation_size('ix_pairs_image_embedding_hnsw'), "
-            "pg_total_relation_size('pairs')"
+            f"SELECT pg_relation_size('{ann_index.INDEX_NAME}'), "
+            "pg_total_relation_size('pairs') + pg_total_relation_size('pair_embeddings')"
         ).fetchone()
     return {
         "copy_s": round(copy_s, 1),

@@ -1,12 +1,16 @@
-"""Synthetic clustered image-caption embeddings at any scale, for bench_ann.py.
+"""Synthetic clustered image-caption embeddings at any scale, and their bulk load as pairs, for
+bench_ann.py and bench_revoke.py.
 
 Concepts sit in a low-dimensional latent space (grouped under super-concepts, as real classes
 are), and both modalities are fixed random projections of it plus isotropic noise.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
+from pgvector import HalfVector
 
 IMAGE_DIM = 1280
 TEXT_DIM = 384
@@ -78,3 +82,45 @@ class World:
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def copy_pairs(
+    conn: psycopg.Connection,
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    encoders: tuple[str, str],
+    licences: int,
+) -> int:
+    """COPY (binary) ready pairs, chunk by chunk of (image, text) embeddings, round-robin over
+    licences 1..`licences`, with their embeddings by `encoders` as `pair_embeddings` rows (what
+    ingestion writes, without the encoding). Each chunk commits; returns the pairs added."""
+    for name, modality, dim in (
+        (encoders[0], "image", IMAGE_DIM),
+        (encoders[1], "text", TEXT_DIM),
+    ):
+        conn.execute(
+            "INSERT INTO encoders (name, modality, dim) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name, modality, dim),
+        )
+    first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM pairs").fetchone()[0]
+    n = 0
+    for image, text in chunks:
+        with conn.cursor() as cursor:
+            with cursor.copy(
+                "COPY pairs (collection, image_sha256, caption, license_id, status) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "text", "int4", "text"])
+                for i in range(n, n + len(image)):
+                    copy.write_row(("bench", f"{i:064x}", f"pair {i}", 1 + i % licences, "ready"))
+            with cursor.copy(
+                "COPY pair_embeddings (pair_id, encoder, dim, embedding) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int8", "text", "int4", "halfvec"])
+                for j in range(len(image)):
+                    copy.write_row((first + n + j, encoders[0], IMAGE_DIM, HalfVector(image[j])))
+                    copy.write_row((first + n + j, encoders[1], TEXT_DIM, HalfVector(text[j])))
+        conn.commit()
+        n += len(image)
+    return n

@@ -69,12 +69,28 @@ def _swap(platform: Platform, seed: int = 0) -> dict:
                 "py.id = s.y WHERE px.source_metadata->>'wnid' = py.source_metadata->>'wnid'"
             )
         ).scalar_one()
+        # The captions and their embeddings by the model's text encoder, swapped together.
         session.execute(
             text(
-                "UPDATE pairs p SET caption = q.caption, text_embedding = q.text_embedding, "
-                "license_id = :l FROM swap s JOIN pairs q ON q.id = s.y WHERE p.id = s.x"
+                "CREATE TEMP TABLE swapped ON COMMIT DROP AS "
+                "SELECT s.x, q.caption, e.embedding FROM swap s JOIN pairs q ON q.id = s.y "
+                "JOIN pair_embeddings e ON e.pair_id = q.id "
+                "AND e.encoder = (SELECT text_encoder FROM model_state WHERE id = 1)"
+            )
+        )
+        session.execute(
+            text(
+                "UPDATE pairs p SET caption = w.caption, license_id = :l "
+                "FROM swapped w WHERE p.id = w.x"
             ),
             {"l": lic.id},
+        )
+        session.execute(
+            text(
+                "UPDATE pair_embeddings e SET embedding = w.embedding FROM swapped w "
+                "WHERE e.pair_id = w.x "
+                "AND e.encoder = (SELECT text_encoder FROM model_state WHERE id = 1)"
+            )
         )
         model.change_usable(
             session, change=f"benchmark: captions swapped between {len(chosen)} pairs", always=True
@@ -174,8 +190,8 @@ def _duplicates(platform: Platform) -> dict:
         copies = session.execute(
             text(
                 "SELECT p.id, p.source_key, o.image_embedding <=> p.image_embedding AS distance "
-                "FROM pairs p JOIN licenses l ON l.id = p.license_id "
-                "JOIN pairs o ON "
+                "FROM usable_pairs p JOIN licenses l ON l.id = p.license_id "
+                "JOIN usable_pairs o ON "
                 "o.id = CAST(substr(split_part(p.source_key, '/', 1), 2) AS bigint) "
                 "WHERE l.name = :l"
             ),

@@ -31,15 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ann"))
 from bench_ann import _plain, _server  # noqa: E402
-from synthetic import World  # noqa: E402
+from synthetic import World, copy_pairs  # noqa: E402
 
 from asifdb import engine  # noqa: E402
+from asifdb.anchors.ann_index import INDEX_NAME  # noqa: E402
 from asifdb.anchors.live import LiveModel  # noqa: E402
 from asifdb.context import Platform  # noqa: E402
 from asifdb.db.session import session_factory  # noqa: E402
@@ -133,35 +133,19 @@ def _load(url: str, args: argparse.Namespace, encoders: Encoders) -> float:
         )
         for licence in range(1, args.licences + 1):
             conn.execute("INSERT INTO licenses (name) VALUES (%s)", (f"bench-{licence}",))
-        conn.execute("DROP INDEX IF EXISTS ix_pairs_image_embedding_hnsw")
+        conn.execute(f"DROP INDEX IF EXISTS {INDEX_NAME}")
         conn.commit()
         register_vector(conn)
-        columns = "collection, image_sha256, caption, image_embedding, text_embedding, "
-        columns += "image_encoder, text_encoder, license_id, status"
-        types = ["text", "text", "text", "halfvec", "halfvec", "text", "text", "int4", "text"]
-        for start in range(0, args.pairs, _CHUNK):
-            stop = min(start + _CHUNK, args.pairs)
-            image, caption = world.pairs(concepts[start:stop], seed=start)
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(f"COPY pairs ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(types)
-                for j, i in enumerate(range(start, stop)):
-                    copy.write_row(
-                        (
-                            "bench",
-                            f"{i:064x}",
-                            f"pair {i}",
-                            HalfVector(image[j]),
-                            HalfVector(caption[j]),
-                            encoders.image.name,
-                            encoders.text.name,
-                            1 + i % args.licences,
-                            "ready",
-                        )
-                    )
-            log.info("copied %d pairs", stop)
+        copy_pairs(
+            conn,
+            (
+                world.pairs(concepts[start : start + _CHUNK], seed=start)
+                for start in range(0, args.pairs, _CHUNK)
+            ),
+            encoders=(encoders.image.name, encoders.text.name),
+            licences=args.licences,
+        )
+        log.info("copied %d pairs", args.pairs)
         conn.execute("INSERT INTO pair_usability (pair_id, from_version) SELECT id, 1 FROM pairs")
         conn.commit()
         conn.autocommit = True

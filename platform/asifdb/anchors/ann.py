@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from asifdb.db.models import IMAGE_DIM, TEXT_DIM
+from asifdb.anchors.ann_index import literal
 from asifdb.errors import InvalidInput
 
 Modality = Literal["image", "text"]
@@ -23,13 +23,16 @@ _MAX_EF_SEARCH = 1000
 # against 96 % for 800, for ~1 ms more (docs/benchmarks-ann.md).
 _EF_PER_K = 1.25
 
-_COLUMNS: dict[str, tuple[str, int]] = {
-    "image": ("image_embedding", IMAGE_DIM),
-    "text": ("text_embedding", TEXT_DIM),
-}
+# The model's encoder of a modality and its embeddings' width.
+_ENCODER = """
+SELECT e.name, e.dim FROM model_state m JOIN encoders e ON e.name = m.{modality}_encoder
+WHERE m.id = 1
+"""
 
 # Each query vector is a slice of one flat float8[] parameter, so n queries are one statement
-# and one round trip. `usable_pairs` is the one definition of a usable pair (invariant 2).
+# and one round trip. The encoder is a constant and the vectors are cast to its width, as in
+# the partial HNSW index (`ann_index`), so the planner can scan it in distance order.
+# `usable_pairs` is the one definition of a usable pair (invariant 2).
 _SQL = """
 WITH q AS (
     SELECT i, CAST((CAST(:flat AS float8[]))[(i - 1) * {dim} + 1 : i * {dim}]
@@ -38,8 +41,9 @@ WITH q AS (
 )
 SELECT q.i, h.id, h.distance
 FROM q CROSS JOIN LATERAL (
-    SELECT u.id, u.{column} <=> q.v AS distance
-    FROM usable_pairs AS u
+    SELECT e.pair_id AS id, CAST(e.embedding AS halfvec({dim})) <=> q.v AS distance
+    FROM pair_embeddings AS e
+    WHERE e.encoder = {encoder} AND EXISTS (SELECT FROM usable_pairs u WHERE u.id = e.pair_id)
     ORDER BY distance
     LIMIT :rows
 ) AS h
@@ -80,10 +84,14 @@ class HnswTopK:
         k' = k unless no query reached k usable pairs; a row with fewer hits than k' is
         padded with id -1 and similarity -inf (as `engine.TopK` says).
         """
-        column, dim = _COLUMNS[self.modality]
-        queries = _checked(queries, dim)
         if k < 1:
             raise InvalidInput(f"k must be at least 1, not {k}")
+        model = self.session.execute(text(_ENCODER.format(modality=self.modality))).first()
+        if model is None:  # no pair yet: nothing to find
+            n = len(queries)
+            return np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+        dim = int(model.dim)
+        queries = _checked(queries, dim)
         n = len(queries)
         if n == 0:
             return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
@@ -102,7 +110,7 @@ class HnswTopK:
                 _SET_LOCAL, {"names": list(settings), "values": list(settings.values())}
             )
             rows = self.session.execute(
-                text(_SQL.format(column=column, dim=dim)),
+                text(_SQL.format(dim=dim, encoder=literal(model.name))),
                 {"flat": queries.ravel().tolist(), "n": n, "rows": self._rows(k)},
             ).all()
         finally:

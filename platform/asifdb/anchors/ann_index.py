@@ -7,6 +7,10 @@ operator builds it for a collection large enough to need it (or to compare the p
 `CREATE INDEX CONCURRENTLY`, which lets ingestion and queries go on meanwhile. Once built,
 PostgreSQL maintains it on every insert; `method="ann"` needs it, `auto` uses it when present
 and the collection is past the threshold.
+
+It indexes the embeddings by the model's image encoder only (a partial index over
+`pair_embeddings`, cast to that encoder's width); after a switch of encoders it is "stale"
+until dropped and built again.
 """
 
 import os
@@ -21,17 +25,19 @@ from sqlalchemy.orm import Session
 
 from asifdb.errors import ConfigError, Conflict, InvalidInput
 
-INDEX_NAME = "ix_pairs_image_embedding_hnsw"
+INDEX_NAME = "ix_pair_embeddings_image_hnsw"
 # pgvector's bounds for the build parameters.
 M_RANGE = (2, 100)
 EF_CONSTRUCTION_RANGE = (4, 1000)
 
-State = Literal["absent", "building", "invalid", "ready"]
+State = Literal["absent", "building", "invalid", "stale", "ready"]
 
 _STATE = text(
     """
     SELECT i.indisvalid, i.indisready, pg_relation_size(c.oid) AS bytes,
-           pg_get_indexdef(c.oid) AS definition, c.reloptions
+           pg_get_indexdef(c.oid) AS definition, c.reloptions,
+           obj_description(c.oid, 'pg_class') AS encoder,
+           (SELECT image_encoder FROM model_state WHERE id = 1) AS model_encoder
     FROM pg_class AS c JOIN pg_index AS i ON i.indexrelid = c.oid
     WHERE c.relname = :name AND c.relkind = 'i'
     """
@@ -40,8 +46,13 @@ _PROGRESS = text(
     """
     SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total
     FROM pg_stat_progress_create_index
-    WHERE relid = 'pairs'::regclass AND datname = current_database()
+    WHERE relid = 'pair_embeddings'::regclass AND datname = current_database()
     """
+)
+# The model's image encoder and the width of its embeddings (no row before the first pair).
+_MODEL_IMAGE_ENCODER = text(
+    "SELECT m.image_encoder, e.dim FROM model_state m JOIN encoders e ON e.name = m.image_encoder "
+    "WHERE m.id = 1"
 )
 
 
@@ -70,9 +81,11 @@ class BuildParams:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """What the database holds: no index, one being built, a failed build, or a usable one."""
+    """What the database holds: no index, one being built, a failed build, one of an image
+    encoder the model no longer uses, or a usable one."""
 
     state: State
+    encoder: str | None = None
     m: int | None = None
     ef_construction: int | None = None
     bytes: int | None = None
@@ -101,8 +114,11 @@ def status(conn: Connection | Session) -> IndexStatus:
     state: State = "ready" if row.indisvalid and row.indisready else "invalid"
     if state == "invalid" and _building(conn):
         state = "building"
+    if state == "ready" and row.encoder != row.model_encoder:
+        state = "stale"
     return IndexStatus(
         state,
+        encoder=row.encoder,
         m=int(options.get("m", 16)),
         ef_construction=int(options.get("ef_construction", 64)),
         bytes=int(row.bytes),
@@ -118,9 +134,10 @@ def require_ready(session: Session | Connection) -> None:
     """The ANN path's precondition: a clear 409 naming the command that fixes it."""
     found = status(session)
     if found.state != "ready":
+        fix = "drop it and build it again" if found.state == "stale" else "build it"
         raise Conflict(
             f"the approximate (HNSW) path needs the image index, which is {found.state}: "
-            "build it with `asifdb ann build` (or use method 'exact' or 'auto')"
+            f"{fix} with `asifdb ann build` (or use method 'exact' or 'auto')"
         )
 
 
@@ -150,13 +167,21 @@ def build(
         )
     if found.state == "building":
         raise Conflict("the image index is being built by another session: wait for it")
-    if found.state == "invalid":
+    if found.state in ("invalid", "stale"):
         drop(engine)
+    with engine.connect() as conn:
+        model = conn.execute(_MODEL_IMAGE_ENCODER).first()
+    if model is None:
+        raise Conflict("the model has no pairs yet: there is nothing to index")
+    encoder = literal(model.image_encoder)
     statement = text(
-        f"CREATE INDEX CONCURRENTLY {INDEX_NAME} ON pairs "
-        "USING hnsw (image_embedding halfvec_cosine_ops) "
-        f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)})"
+        f"CREATE INDEX CONCURRENTLY {INDEX_NAME} ON pair_embeddings "
+        f"USING hnsw ((CAST(embedding AS halfvec({int(model.dim)}))) halfvec_cosine_ops) "
+        f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)}) "
+        f"WHERE encoder = {encoder}"
     )
+    # Which encoder it indexes, where `status` reads it (the catalogue keeps it with the index).
+    label = text(f"COMMENT ON INDEX {INDEX_NAME} IS {encoder}")
     started = time.monotonic()
     failure: list[BaseException] = []
 
@@ -172,6 +197,7 @@ def build(
                     {"memory": params.memory, "workers": str(params.workers)},
                 )
                 conn.execute(statement)
+                conn.execute(label)
         except BaseException as error:  # re-raised in the caller's thread below
             failure.append(error)
 
@@ -205,7 +231,7 @@ def _require_owner(conn: Connection) -> None:
     owns = conn.execute(
         text(
             "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
-            "WHERE oid = 'pairs'::regclass"
+            "WHERE oid = 'pair_embeddings'::regclass"
         )
     ).scalar_one()
     if not owns:
@@ -231,3 +257,9 @@ def _progress(engine: Engine, started: float) -> Progress | None:
 
 def _building(conn: Connection | Session) -> bool:
     return conn.execute(_PROGRESS).first() is not None
+
+
+def literal(value: str) -> str:
+    """`value` as an SQL string literal (standard-conforming strings, PostgreSQL's default): the
+    index's predicate and the query that must match it name the encoder as a constant."""
+    return "'" + value.replace("'", "''") + "'"

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class Anchors:
     # Erasures the database had recorded when these rows were loaded: one more since, and the
     # rows (which keep a revoked pair's embeddings, not alive) are dropped by a full reload.
     erasures: int = 0
+    # The model's (image, text) encoders the rows are embeddings by: a switch reloads them all.
+    encoders: tuple[str | None, str | None] = (None, None)
 
     @property
     def size(self) -> int:
@@ -76,24 +78,43 @@ class Anchors:
         return np.flatnonzero(self.alive)
 
 
+# `usable_pairs` shows each pair's embeddings by the model's two encoders.
 _SELECT = "SELECT id, image_embedding, text_embedding FROM {} WHERE {} ORDER BY id"
 
 
 def load(session: Session) -> Anchors:
     """Every usable pair at the session's snapshot."""
-    version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
+    state = _state(session)
     rows = fetch_binary(session, _SELECT.format("usable_pairs", "true"), {})
-    return replace(_build(version, rows), erasures=_erasures(session))
+    anchors = _build(state.version, rows, image_dim=state.image_dim, text_dim=state.text_dim)
+    return replace(
+        anchors,
+        erasures=_erasures(session),
+        encoders=(state.image_encoder, state.text_encoder),
+    )
+
+
+def _state(session: Session) -> Row:
+    """The model's version and encoders, with the width of each (0 before the first pair)."""
+    return session.execute(
+        text(
+            "SELECT m.version, m.image_encoder, m.text_encoder, "
+            "coalesce((SELECT dim FROM encoders WHERE name = m.image_encoder), 0) AS image_dim, "
+            "coalesce((SELECT dim FROM encoders WHERE name = m.text_encoder), 0) AS text_dim "
+            "FROM model_state m WHERE m.id = 1"
+        )
+    ).one()
 
 
 def _erasures(session: Session) -> int:
     return session.execute(text("SELECT count(*) FROM erasures")).scalar_one()
 
 
-def _build(version: int, rows: list[tuple]) -> Anchors:
+def _build(version: int, rows: list[tuple], *, image_dim: int, text_dim: int) -> Anchors:
+    """Rows of (id, image embedding, text embedding); the widths shape an empty result."""
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    image = _normalise([r[1] for r in rows], 1280 if not rows else len(rows[0][1]))
-    txt = _normalise([r[2] for r in rows], 384 if not rows else len(rows[0][2]))
+    image = _normalise([r[1] for r in rows], image_dim)
+    txt = _normalise([r[2] for r in rows], text_dim)
     return Anchors(
         version,
         ids,
@@ -106,10 +127,16 @@ def _build(version: int, rows: list[tuple]) -> Anchors:
 
 def sync(session: Session, current: Anchors | None) -> Anchors:
     """`current` moved to the version the session sees (a full load when that is cheaper)."""
-    version = session.execute(text("SELECT version FROM model_state WHERE id = 1")).scalar_one()
+    state = _state(session)
+    version = state.version
     if current is not None and current.version == version:
         return current
-    if current is None or version < current.version or _erasures(session) != current.erasures:
+    if (
+        current is None
+        or version < current.version
+        or current.encoders != (state.image_encoder, state.text_encoder)
+        or _erasures(session) != current.erasures
+    ):
         return load(session)
     changes = session.execute(
         text(
@@ -134,7 +161,9 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
             missing.append(pair_id)
     anchors = replace(current, version=version, alive=alive)
     if missing:
-        rows = fetch_binary(session, _SELECT.format("pairs", "id = ANY(%(ids)s)"), {"ids": missing})
+        rows = fetch_binary(
+            session, _SELECT.format("usable_pairs", "id = ANY(%(ids)s)"), {"ids": missing}
+        )
         anchors = _append(anchors, rows)
     expected = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
     if anchors.size != expected:
@@ -146,7 +175,9 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
 
 
 def _append(anchors: Anchors, rows: list[tuple]) -> Anchors:
-    new = _build(anchors.version, rows)
+    new = _build(
+        anchors.version, rows, image_dim=anchors.image.shape[1], text_dim=anchors.text.shape[1]
+    )
     ids = np.concatenate([anchors.ids, new.ids])
     image = np.concatenate([anchors.image, new.image])
     txt = np.concatenate([anchors.text, new.text])

@@ -27,13 +27,12 @@ def stage_embeddings(session: Session, image: np.ndarray, text_emb: np.ndarray) 
     Returns the table's name (columns `ord`, `image`, `text`). The table is temporary and
     `ON COMMIT DELETE ROWS`: nothing outlives the transaction, rolled back or committed.
     """
-    n, image_dim = image.shape
-    text_dim = text_emb.shape[1]
+    # Columns of no fixed width: a pooled connection keeps the table for its life, and the
+    # next batch may come from encoders of other widths.
     session.execute(
         text(
             f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} "
-            f"(ord int4, image halfvec({image_dim}), text halfvec({text_dim})) "
-            "ON COMMIT DELETE ROWS"
+            "(ord int4, image halfvec, text halfvec) ON COMMIT DELETE ROWS"
         )
     )
     payload = _copy_stream(image, text_emb)

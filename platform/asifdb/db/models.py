@@ -11,6 +11,7 @@ from sqlalchemy import (
     FetchedValue,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -22,11 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-# The vector columns are sized for the default encoders (EfficientNet-Lite0, all-MiniLM-L6-v2).
-# Encoders of another width are an explicit re-encode that resizes these columns.
-IMAGE_DIM = 1280
-TEXT_DIM = 384
 
 # Erased: revoked, then its pairs physically removed (services/erasure.py); for good.
 LICENSE_STATUSES = ("active", "revoked", "erased")
@@ -190,10 +186,6 @@ class Pair(Base):
     collection: Mapped[str] = mapped_column(String(200))
     image_sha256: Mapped[str] = mapped_column(String(64))
     caption: Mapped[str] = mapped_column(Text)
-    image_embedding: Mapped[Any | None] = mapped_column(HALFVEC(IMAGE_DIM))
-    text_embedding: Mapped[Any | None] = mapped_column(HALFVEC(TEXT_DIM))
-    image_encoder: Mapped[str | None] = mapped_column(Text)
-    text_encoder: Mapped[str | None] = mapped_column(Text)
     source_uri: Mapped[str | None] = mapped_column(Text)
     source_key: Mapped[str | None] = mapped_column(Text)
     source_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
@@ -208,6 +200,45 @@ class Pair(Base):
     added_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_by: Mapped[str | None] = mapped_column(Text)
+
+
+class EncoderRecord(Base):
+    """An encoder whose embeddings the database holds: its modality and width, fixed once seen."""
+
+    __tablename__ = "encoders"
+    __table_args__ = (
+        CheckConstraint("modality IN ('image', 'text')", name="modality"),
+        CheckConstraint("dim BETWEEN 1 AND 16000", name="width"),
+        UniqueConstraint("name", "dim"),
+    )
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    modality: Mapped[str] = mapped_column(String(8))
+    dim: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = _now()
+
+
+class PairEmbedding(Base):
+    """A pair's embedding by one encoder, of that encoder's width (the database checks it): a
+    pair holds one per encoder it was embedded by, so several encoders share one collection."""
+
+    __tablename__ = "pair_embeddings"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["encoder", "dim"],
+            ["encoders.name", "encoders.dim"],
+            name="fk_pair_embeddings_encoder_encoders",
+        ),
+        CheckConstraint("vector_dims(embedding) = dim", name="width"),
+        Index("ix_pair_embeddings_encoder", "encoder", "pair_id"),
+    )
+
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    encoder: Mapped[str] = mapped_column(Text, primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[Any] = mapped_column(HALFVEC())
 
 
 class PairRegistry(Base):
@@ -254,8 +285,8 @@ class Erasure(Base):
 class Reencode(Base):
     """A switch of encoders: every ready pair re-embedded from its blob, then one atomic switch.
 
-    Until the switch the model keeps the old encoders' embeddings; the new ones wait in
-    `reencode_embeddings`.
+    The new embeddings go into `pair_embeddings` beside the old ones; until the switch the
+    model's encoders stay the old, so no query reads them.
     """
 
     __tablename__ = "reencodes"
@@ -293,21 +324,6 @@ class ReencodeBatch(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timings: Mapped[dict[str, float] | None] = mapped_column(JSONB)
-
-
-class ReencodeEmbedding(Base):
-    """A pair's embeddings by a re-encode's new encoders, waiting for the switch."""
-
-    __tablename__ = "reencode_embeddings"
-
-    reencode_id: Mapped[int] = mapped_column(
-        ForeignKey("reencodes.id", ondelete="CASCADE"), primary_key=True
-    )
-    pair_id: Mapped[int] = mapped_column(
-        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
-    )
-    image_embedding: Mapped[Any] = mapped_column(HALFVEC(IMAGE_DIM))
-    text_embedding: Mapped[Any] = mapped_column(HALFVEC(TEXT_DIM))
 
 
 class PairUsability(Base):

@@ -24,7 +24,7 @@ HIDDEN_FROM_APP = ("audit_chain_head",)
 # no change to any row); `erasures` last, for the blob hashes it keeps while resuming.
 ERASURE_REWRITES = (
     "pairs",
-    "reencode_embeddings",
+    "pair_embeddings",
     "pair_fit",
     "near_duplicates",
     "review_marks",

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import case, column, func, literal, select, table
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from asifdb import engine
 from asifdb.anchors.live import LiveModel
-from asifdb.db.models import Job, License, Pair
+from asifdb.db.models import Job, License, Pair, PairEmbedding
 from asifdb.errors import Conflict, InvalidInput, TooLarge
 from asifdb.schemas.collection import CollectionPage, CollectionPair, Facets, Neighbour
 from asifdb.services.classify import Options, check_images
@@ -109,9 +109,12 @@ def search(
             raise InvalidInput("an image search needs the image encoder")
         [valid] = check_images([image])
         embedding = encoders.image.embed_batch([valid.for_encoder])[0]
-        distance = Pair.image_embedding.cosine_distance(embedding)
-        query = query.add_columns((1 - distance).label("similarity")).where(
-            Pair.image_embedding.is_not(None), Pair.image_encoder == encoders.image.name
+        found = aliased(PairEmbedding)
+        distance = found.embedding.cosine_distance(embedding)
+        query = (
+            query.add_columns((1 - distance).label("similarity"))
+            .join(found, found.pair_id == Pair.id)
+            .where(found.encoder == encoders.image.name)
         )
         ordered = query.order_by(distance, Pair.id)
     else:

@@ -236,7 +236,7 @@ class _Sample:
 
 
 def _window(vector: np.ndarray, at: float) -> bytes:
-    start = min(int(len(vector) * at), len(vector) - _WINDOW)
+    start = max(0, min(int(len(vector) * at), len(vector) - _WINDOW))  # all of a short one
     # As the server stores it on this machine: little-endian float16s.
     return vector[start : start + _WINDOW].astype("<f2").tobytes()
 
@@ -248,33 +248,40 @@ def _take_sample(
     with sessions() as session:
         hnsw = session.execute(
             text(
-                "SELECT count(*) FROM pg_indexes WHERE tablename = 'pairs' AND "
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'pair_embeddings' AND "
                 "indexdef ILIKE '%USING hnsw%'"
             )
         ).scalar_one()
-        normalised = "l2_normalize(image_embedding)" if hnsw else "NULL::halfvec"
+        normalised = "l2_normalize(e.embedding)" if hnsw else "NULL::halfvec"
         rows = fetch_binary(
             session,
-            # Another licence's pair with the same image (or caption) holds the same
-            # embedding, rightly: only values no other licence shares are sampled.
-            f"SELECT p.id, p.image_embedding, p.text_embedding, {normalised}, "
+            # Every encoder's embeddings of the sampled pairs. Another licence's pair with the
+            # same image (or caption) holds the same embedding, rightly: only values no other
+            # licence shares are sampled.
+            f"SELECT p.id, e.encoder, c.modality, e.embedding, {normalised}, "
             "EXISTS (SELECT FROM pairs o WHERE o.license_id <> p.license_id "
             "        AND o.image_sha256 = p.image_sha256), "
             "EXISTS (SELECT FROM pairs o WHERE o.license_id <> p.license_id "
             "        AND o.caption = p.caption) "
-            "FROM pairs p WHERE p.license_id = %(l)s AND p.image_embedding IS NOT NULL "
-            "ORDER BY p.id LIMIT %(n)s",
+            "FROM (SELECT * FROM pairs WHERE license_id = %(l)s "
+            "      AND EXISTS (SELECT FROM pair_embeddings x WHERE x.pair_id = pairs.id) "
+            "      ORDER BY id LIMIT %(n)s) p "
+            "JOIN pair_embeddings e ON e.pair_id = p.id JOIN encoders c ON c.name = e.encoder "
+            "ORDER BY p.id, e.encoder",
             {"l": licence_id, "n": SAMPLE_PAIRS},
         )
-        for pair_id, image, text_emb, unit, image_shared, caption_shared in rows:
-            if not caption_shared:
-                patterns[f"pair {pair_id} text embedding"] = _window(text_emb, 0.5)
+        for pair_id, encoder, modality, vector, unit, image_shared, caption_shared in rows:
+            name = f"pair {pair_id} {modality} embedding by {encoder}"
+            if modality == "text":
+                if not caption_shared:
+                    patterns[name] = _window(vector, 0.5)
+                continue
             if image_shared:
                 continue
             for at in (0.25, 0.75):
-                patterns[f"pair {pair_id} image embedding @{at}"] = _window(image, at)
+                patterns[f"{name} @{at}"] = _window(vector, at)
             if unit is not None:
-                patterns[f"pair {pair_id} image embedding, normalised (HNSW)"] = _window(unit, 0.5)
+                patterns[f"{name}, normalised (HNSW)"] = _window(unit, 0.5)
         captions = session.execute(
             text(
                 "SELECT p.id, p.caption FROM pairs p WHERE p.license_id = :l "
@@ -331,14 +338,8 @@ def _remove(sessions: sessionmaker[Session], licence_id: int, *, reason: str, ac
             "captions": _count(
                 session, "SELECT count(caption) FROM pairs WHERE license_id = :l", licence_id
             ),
-            "image_embeddings": _count(
-                session,
-                "SELECT count(image_embedding) FROM pairs WHERE license_id = :l",
-                licence_id,
-            ),
-            "text_embeddings": _count(
-                session, "SELECT count(text_embedding) FROM pairs WHERE license_id = :l", licence_id
-            ),
+            "image_embeddings": _count(session, _EMBEDDINGS.format(modality="image"), licence_id),
+            "text_embeddings": _count(session, _EMBEDDINGS.format(modality="text"), licence_id),
             "images": _count(session, f"SELECT count(*) FROM {shas} s", licence_id),
             "curation_scores": _count(
                 session, f"SELECT count(*) FROM pair_fit WHERE pair_id IN {ids}", licence_id
@@ -348,11 +349,6 @@ def _remove(sessions: sessionmaker[Session], licence_id: int, *, reason: str, ac
             ),
             "review_marks": _count(
                 session, f"SELECT count(*) FROM review_marks WHERE pair_id IN {ids}", licence_id
-            ),
-            "reencode_embeddings": _count(
-                session,
-                f"SELECT count(*) FROM reencode_embeddings WHERE pair_id IN {ids}",
-                licence_id,
             ),
         }
         erasure = Erasure(
@@ -547,16 +543,22 @@ def _scrub_and_report(
     return result
 
 
+# A licence's pairs' embeddings of one modality, by every encoder.
+_EMBEDDINGS = (
+    "SELECT count(*) FROM pair_embeddings e JOIN encoders c ON c.name = e.encoder "
+    "WHERE c.modality = '{modality}' AND e.pair_id IN (SELECT id FROM pairs WHERE license_id = :l)"
+)
+
 _ROW_CHECKS = {
     "no pair row of the licence": "SELECT count(*) FROM pairs WHERE license_id = :l",
     "every registry row of the licence marked erased": (
         "SELECT count(*) FROM pair_registry WHERE license_id = :l AND erased_at IS NULL"
     ),
-    "no curation score, near-duplicate row, review mark or re-encode embedding": (
-        "SELECT (SELECT count(*) FROM pair_fit WHERE pair_id IN {ids})"
+    "no embedding (by any encoder), curation score, near-duplicate row or review mark": (
+        "SELECT (SELECT count(*) FROM pair_embeddings WHERE pair_id IN {ids})"
+        " + (SELECT count(*) FROM pair_fit WHERE pair_id IN {ids})"
         " + (SELECT count(*) FROM near_duplicates WHERE pair_id IN {ids})"
         " + (SELECT count(*) FROM review_marks WHERE pair_id IN {ids})"
-        " + (SELECT count(*) FROM reencode_embeddings WHERE pair_id IN {ids})"
     ),
     "no job item of the licence's sources": (
         "SELECT count(*) FROM job_items WHERE job_id IN (SELECT id FROM jobs WHERE license_id = :l)"

@@ -27,7 +27,6 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, blob_uri
-from asifdb.db.bulk import stage_embeddings
 from asifdb.db.models import FINISHED_JOB_STATUSES, Job, JobBatch, JobItem, Pair
 from asifdb.errors import AsifdbError, Conflict, NotFound
 from asifdb.ingest import (
@@ -42,7 +41,7 @@ from asifdb.ingest import (
 )
 from asifdb.schemas.pairs import BatchProblem, Reject
 from asifdb.schemas.pairs import Job as JobReport
-from asifdb.services import audit, batches, blob_refs, licences, model
+from asifdb.services import audit, batches, blob_refs, embeddings, licences, model
 from asifdb.services.batches import BatchFailed
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
@@ -394,8 +393,14 @@ def _ingest(
             # their removal held off until this commits, put back what is missing.
             blob_refs.hold(session, [v.sha256 for _, v in to_encode])
             _store_blobs(blobs, [v for _, v in to_encode if not blobs.path(v.sha256).is_file()])
-            stage = stage_embeddings(session, image_emb, text_emb)
-            new_ids, refused = _insert_pairs(session, job, encoders, to_encode, stage)
+            staged = embeddings.stage(
+                session,
+                image_encoder=encoders.image.name,
+                image=image_emb,
+                text_encoder=encoders.text.name,
+                text_=text_emb,
+            )
+            new_ids, refused = _insert_pairs(session, job, to_encode, staged)
         for (ordinal, valid), pair_id, why in zip(to_encode, new_ids, refused, strict=True):
             if why is not None:
                 items.append(
@@ -506,11 +511,10 @@ def _existing_pairs(
 def _insert_pairs(
     session: Session,
     job: Job,
-    encoders: Encoders,
     items: Sequence[tuple[int, ValidItem]],
-    stage: str,
+    staged: embeddings.Staged,
 ) -> tuple[list[int | None], list[str | None]]:
-    """Insert the batch's pairs (embeddings staged in `stage`, row i for item i) in one statement.
+    """Insert the batch's pairs and their embeddings (staged, row i for item i) at once.
 
     Returns each item's new pair id (None where a concurrent job was first) and why the database
     refused it (None where it did not). If the one statement is refused, each item is tried on
@@ -519,7 +523,7 @@ def _insert_pairs(
     everything = list(range(len(items)))
     try:
         with session.begin_nested():
-            ids = _insert_rows(session, job, encoders, items, stage, everything)
+            ids = _insert_rows(session, job, items, staged, everything)
         return ids, [None] * len(items)
     except (DataError, IntegrityError):
         pass
@@ -528,7 +532,7 @@ def _insert_pairs(
     for index in everything:
         try:
             with session.begin_nested():
-                ids += _insert_rows(session, job, encoders, items, stage, [index])
+                ids += _insert_rows(session, job, items, staged, [index])
                 refused.append(None)
         except (DataError, IntegrityError) as exc:
             ids.append(None)
@@ -539,20 +543,17 @@ def _insert_pairs(
 def _insert_rows(
     session: Session,
     job: Job,
-    encoders: Encoders,
     items: Sequence[tuple[int, ValidItem]],
-    stage: str,
+    staged: embeddings.Staged,
     rows_wanted: list[int],
 ) -> list[int | None]:
     """The embeddings travel by binary COPY (`db.bulk`), the rest as one array per column."""
     valid = [items[i][1] for i in rows_wanted]
     rows = session.execute(
-        text(_INSERT_PAIRS.format(stage=stage)),
+        text(_INSERT_PAIRS),
         {
             "ords": rows_wanted,
             "collection": job.collection,
-            "image_encoder": encoders.image.name,
-            "text_encoder": encoders.text.name,
             "license_id": job.license_id,
             "job_id": job.id,
             "added_by": job.created_by,
@@ -567,22 +568,24 @@ def _insert_rows(
         },
     )
     inserted = {(sha, caption): pid for sha, caption, pid in rows}
-    return [inserted.get((v.sha256, v.caption)) for v in valid]
+    ids = [inserted.get((v.sha256, v.caption)) for v in valid]
+    new = [(pid, ord_) for pid, ord_ in zip(ids, rows_wanted, strict=True) if pid is not None]
+    embeddings.store(
+        session, staged, pair_ids=[pid for pid, _ in new], ords=[ord_ for _, ord_ in new]
+    )
+    return ids
 
 
 # Ids are drawn in the batch's order (ORDER BY), as the items came from the source.
 _INSERT_PAIRS = """
-INSERT INTO pairs (collection, image_sha256, caption, image_embedding, text_embedding,
-                   image_encoder, text_encoder, source_uri, source_key, source_metadata,
+INSERT INTO pairs (collection, image_sha256, caption, source_uri, source_key, source_metadata,
                    blob_uri, width, height, license_id, job_id, status, added_by)
-SELECT :collection, u.sha, u.caption, e.image, e.text, :image_encoder, :text_encoder,
-       u.uri, u.key, CAST(u.metadata AS jsonb), u.blob, u.width, u.height, :license_id,
-       :job_id, 'ready', :added_by
+SELECT :collection, u.sha, u.caption, u.uri, u.key, CAST(u.metadata AS jsonb), u.blob, u.width,
+       u.height, :license_id, :job_id, 'ready', :added_by
 FROM unnest(CAST(:shas AS text[]), CAST(:captions AS text[]), CAST(:uris AS text[]),
             CAST(:keys AS text[]), CAST(:metadata AS text[]), CAST(:blobs AS text[]),
             CAST(:widths AS int[]), CAST(:heights AS int[]), CAST(:ords AS int[]))
      AS u(sha, caption, uri, key, metadata, blob, width, height, ord)
-JOIN {stage} AS e ON e.ord = u.ord
 ORDER BY u.ord
 ON CONFLICT (collection, image_sha256, caption) DO NOTHING
 RETURNING image_sha256, caption, id

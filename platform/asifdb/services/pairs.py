@@ -84,12 +84,11 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
         .values(
             deleted_at=func.now(),
             deleted_by=actor,
-            image_embedding=None,
-            text_embedding=None,
             blob_uri=None,
             status_reason=reason,
         )
     )
+    session.execute(text("DELETE FROM pair_embeddings WHERE pair_id = :p"), {"p": pair_id})
     version = model.change_usable(
         session, change=f"delete pair {pair_id}", leaving=[pair_id] if was_usable else []
     )

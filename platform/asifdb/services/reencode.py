@@ -2,26 +2,25 @@
 then switch the model to the new encoders in one transaction. Called by `asifdb reencode` and
 the worker's `asifdb.reencode_batch` task.
 
-Until the switch, the new embeddings wait in `reencode_embeddings` and every query keeps using
-the old ones; the switch copies them into `pairs`, sets the model's encoders and bumps the model
-version together, so no reader ever sees a mix (`usable_pairs` also requires a pair's encoders to
-be the model's). A batch is done in one transaction under a row lock: idempotent and resumable.
+The new embeddings go into `pair_embeddings` beside the old ones (any width: each encoder's own),
+and every query keeps reading the old ones, since `usable_pairs` reads the model's encoders'; the
+switch sets the model's encoders and bumps the model version together, so no reader ever sees a
+mix. Pairs that already hold both new embeddings (a switch back) are not embedded again. A
+batch is done in one transaction under a row lock: idempotent and resumable.
 """
 
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobNotFound, BlobStore
-from asifdb.db.bulk import stage_embeddings
-from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Reencode, ReencodeBatch
+from asifdb.db.models import Reencode, ReencodeBatch
 from asifdb.errors import ConfigError, Conflict, NotFound
 from asifdb.schemas.encoders import ReencodeReport
-from asifdb.services import audit, batches, model
+from asifdb.services import audit, batches, embeddings, model
 from asifdb.services.model import Encoders
 from asifdb.services.stage_timer import StageTimer
 
@@ -178,14 +177,23 @@ def _stage(
     encoders: Encoders,
     timer: StageTimer,
 ) -> tuple[int, int]:
-    """Embed the pairs with the new encoders into `reencode_embeddings`: (encoded, missing)."""
+    """Embed the pairs by the new encoders into `pair_embeddings`: (encoded, missing). A pair
+    holding both already counts as encoded."""
     with timer.stage("database"):
+        held = session.scalar(
+            text(
+                "SELECT count(*) FROM pairs p WHERE p.id = ANY(CAST(:ids AS bigint[])) "
+                f"AND p.status = 'ready' AND {_HOLDS_BOTH}"
+            ),
+            {"ids": list(pair_ids), "i": job.image_encoder, "t": job.text_encoder},
+        )
         rows = session.execute(
             text(
-                "SELECT id, image_sha256, caption FROM pairs "
-                "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'ready' ORDER BY id"
+                "SELECT id, image_sha256, caption FROM pairs p "
+                "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'ready' "
+                f"AND NOT {_HOLDS_BOTH} ORDER BY id"
             ),
-            {"ids": list(pair_ids)},
+            {"ids": list(pair_ids), "i": job.image_encoder, "t": job.text_encoder},
         ).all()
     found: list[tuple[int, bytes, str]] = []
     missing = 0
@@ -197,35 +205,57 @@ def _stage(
                 log.warning("re-encode %d: pair %d has no blob %s", job.id, pair_id, sha256)
                 missing += 1
     if not found:
-        return 0, missing
+        return held, missing
     with timer.stage("encode_image"):
         image_emb = encoders.image.embed_batch([data for _, data, _ in found])
     with timer.stage("encode_text"):
         text_emb = encoders.text.embed_batch([caption for _, _, caption in found])
-    _check_width(image_emb, IMAGE_DIM, job.image_encoder)
-    _check_width(text_emb, TEXT_DIM, job.text_encoder)
     with timer.stage("database"):
-        stage = stage_embeddings(session, image_emb, text_emb)
-        session.execute(
-            text(
-                "INSERT INTO reencode_embeddings "
-                "(reencode_id, pair_id, image_embedding, text_embedding) "
-                "SELECT :r, u.pair_id, e.image, e.text "
-                "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS u(pair_id, ord) "
-                f"JOIN {stage} AS e ON e.ord = u.ord - 1 "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"r": job.id, "ids": [pair_id for pair_id, _, _ in found]},
+        staged = embeddings.stage(
+            session,
+            image_encoder=job.image_encoder,
+            image=image_emb,
+            text_encoder=job.text_encoder,
+            text_=text_emb,
         )
-    return len(found), missing
+        embeddings.store(
+            session,
+            staged,
+            pair_ids=[pair_id for pair_id, _, _ in found],
+            ords=list(range(len(found))),
+        )
+        _join_if_current(session, job, [pair_id for pair_id, _, _ in found])
+    return held + len(found), missing
 
 
-def _check_width(embeddings: np.ndarray, width: int, name: str) -> None:
-    if embeddings.shape[1] != width:
-        raise ConfigError(
-            f"{name} gives {embeddings.shape[1]}-d embeddings, but the pairs' columns hold "
-            f"{width}-d: an encoder of another width needs a migration that resizes them"
-        )
+def _join_if_current(session: Session, job: Reencode, pair_ids: Sequence[int]) -> None:
+    """A re-encode to the encoders the model already uses (e.g. for pairs whose blobs were
+    missing, once restored) makes the pairs it embeds usable at once, so their arrival goes
+    through `model.change_usable` here, not silently: the model row is locked before the
+    usable set is read, so a concurrent revocation is seen (these pairs held no embedding by
+    both encoders, so none was usable before)."""
+    current = session.execute(
+        text("SELECT image_encoder, text_encoder FROM model_state WHERE id = 1")
+    ).one()
+    if tuple(current) != (job.image_encoder, job.text_encoder):
+        return
+    session.execute(text("SELECT 1 FROM model_state WHERE id = 1 FOR UPDATE"))
+    joined = session.scalars(
+        text("SELECT id FROM usable_pairs WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id"),
+        {"ids": list(pair_ids)},
+    ).all()
+    model.change_usable(
+        session,
+        change=f"reencode {job.id}: +{len(joined)} pairs embedded by the model's encoders",
+        returning=joined,
+    )
+
+
+# A pair (alias p) holds an embedding by each of the re-encode's encoders (:i, :t).
+_HOLDS_BOTH = (
+    "(EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :i) "
+    "AND EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :t))"
+)
 
 
 def _switch(
@@ -260,29 +290,18 @@ def _switch(
     with timer.stage("switch"):
         before = set(session.scalars(text("SELECT id FROM usable_pairs")))
         session.execute(
-            text(
-                "UPDATE pairs p SET image_embedding = e.image_embedding, "
-                "text_embedding = e.text_embedding, image_encoder = :i, text_encoder = :t "
-                "FROM reencode_embeddings e WHERE e.reencode_id = :r AND e.pair_id = p.id"
-            ),
-            {"i": job.image_encoder, "t": job.text_encoder, "r": job.id},
-        )
-        session.execute(
             text("UPDATE model_state SET image_encoder = :i, text_encoder = :t WHERE id = 1"),
             {"i": job.image_encoder, "t": job.text_encoder},
         )
         after = set(session.scalars(text("SELECT id FROM usable_pairs")))
-        # Pairs whose blob was missing keep the old encoders' embeddings and identity: with
-        # other encoders they are no longer usable.
+        # Pairs whose blob was missing have no embedding by the new encoders: with them they
+        # are no longer usable (their old embeddings stay, for a switch back).
         version = model.change_usable(
             session,
             change=f"reencode {job.id}: encoders {job.image_encoder} + {job.text_encoder}",
             leaving=sorted(before - after),
             returning=sorted(after - before),
             always=True,
-        )
-        session.execute(
-            text("DELETE FROM reencode_embeddings WHERE reencode_id = :r"), {"r": job.id}
         )
         job.status = "done"
         job.finished_at = func.now()
@@ -307,7 +326,8 @@ def _switch(
 def fail(session: Session, *, batch_id: int, error: str) -> None:
     """A batch that cannot succeed (an encoder that cannot load): the re-encode fails, saying why.
 
-    Nothing was switched; the staged embeddings are dropped.
+    Nothing was switched; the embeddings it made stay (a retry of the same encoders reuses
+    them), invisible to queries until some re-encode switches to their encoders.
     """
     batch = session.get(ReencodeBatch, batch_id)
     if batch is not None:
@@ -315,10 +335,6 @@ def fail(session: Session, *, batch_id: int, error: str) -> None:
             update(Reencode)
             .where(Reencode.id == batch.reencode_id, Reencode.status.in_(_ACTIVE))
             .values(status="failed", error=error, finished_at=func.now())
-        )
-        session.execute(
-            text("DELETE FROM reencode_embeddings WHERE reencode_id = :r"),
-            {"r": batch.reencode_id},
         )
 
 

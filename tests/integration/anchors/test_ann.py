@@ -8,20 +8,21 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from asifdb.anchors import ann_index
 from asifdb.anchors.ann import HnswTopK
-from asifdb.db.models import IMAGE_DIM, TEXT_DIM, Pair
 from asifdb.db.session import make_engine
-from asifdb.errors import InvalidInput
+from asifdb.errors import Conflict, InvalidInput
 from tests.conftest import create_database, setup_url
+from tests.pair_rows import insert_pairs
 
 N_PAIRS = 3000
 LICENCES = 3
 K = 800
 ENCODERS = ("img-enc", "txt-enc")
+IMAGE_DIM, TEXT_DIM = 1280, 384  # the default encoders' widths
 # Measured on this data: recall@800 of 0.98 (image), 0.99 (text), 0.998 (a licence revoked);
 # the benchmark's harder, larger data gives 0.97 at 100k. A path that lost rows to filtering,
 # ordered by another operator or read the wrong column would score far below.
@@ -32,6 +33,10 @@ def _clustered(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndar
     points = centres[rng.integers(0, len(centres), n)]
     points = points + 0.8 * rng.standard_normal(points.shape) / np.sqrt(centres.shape[1])
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -54,36 +59,27 @@ def filled_template(pg_server: str, world: dict[str, np.ndarray]) -> str:
     url = create_database(pg_server)
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO model_state (id, version, image_encoder, text_encoder) "
-                "VALUES (1, 1, :i, :t) ON CONFLICT (id) DO UPDATE "
-                "SET image_encoder = excluded.image_encoder, text_encoder = excluded.text_encoder"
-            ),
-            {"i": ENCODERS[0], "t": ENCODERS[1]},
-        )
         for licence in range(1, LICENCES + 1):
             conn.execute(
                 text("INSERT INTO licenses (id, name) VALUES (:id, :name)"),
                 {"id": licence, "name": f"l{licence}"},
             )
-        conn.execute(
-            insert(Pair),
+        insert_pairs(
+            conn,
             [
                 {
                     "id": i + 1,
                     "collection": "test",
                     "image_sha256": f"{i:064x}",
                     "caption": f"pair {i}",
-                    "image_embedding": world["image"][i],
-                    "text_embedding": world["text"][i],
-                    "image_encoder": ENCODERS[0],
-                    "text_encoder": ENCODERS[1],
                     "license_id": 1 + i % LICENCES,
                     "status": "ready",
                 }
                 for i in range(N_PAIRS)
             ],
+            image=world["image"],
+            text_=world["text"],
+            encoders=ENCODERS,
         )
     engine.dispose()
     # Building an index and ANALYZE are schema work: the set-up role's, as `asifdb ann build`.
@@ -136,8 +132,7 @@ def test_top_k_is_close_to_exact_and_sorted(
 def test_search_goes_through_the_hnsw_index(anchors: Engine, world: dict[str, np.ndarray]) -> None:
     """For a collection this small the planner would rather sort every pair; ANN must not."""
     count = text(
-        "SELECT idx_scan FROM pg_stat_user_indexes "
-        "WHERE indexrelname = 'ix_pairs_image_embedding_hnsw'"
+        f"SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{ann_index.INDEX_NAME}'"
     )
     with anchors.connect() as conn:
         before = conn.execute(count).scalar_one()
@@ -186,11 +181,16 @@ def test_deleted_unready_and_foreign_encoder_pairs_never_return(
     nearest = _exact(world["image"], np.arange(1, N_PAIRS + 1), queries, 50)
     deleted, rejected, pending, foreign = (np.unique(nearest[:, j::4]) for j in range(4))
     with anchors.begin() as conn:
+        conn.execute(text("INSERT INTO encoders VALUES ('other-enc', 'image', 1280)"))
         for sql, ids in [
             ("UPDATE pairs SET deleted_at = now() WHERE id = ANY(:ids)", deleted),
             ("UPDATE pairs SET status = 'rejected' WHERE id = ANY(:ids)", rejected),
             ("UPDATE pairs SET status = 'pending' WHERE id = ANY(:ids)", pending),
-            ("UPDATE pairs SET image_encoder = 'other-enc' WHERE id = ANY(:ids)", foreign),
+            (  # embedded by another encoder only: not in this model
+                "UPDATE pair_embeddings SET encoder = 'other-enc' "
+                f"WHERE encoder = '{ENCODERS[0]}' AND pair_id = ANY(:ids)",
+                foreign,
+            ),
         ]:
             conn.execute(text(sql), {"ids": ids.tolist()})
 
@@ -235,3 +235,42 @@ def test_runs_in_the_callers_transaction_and_restores_its_settings(
 def test_rejects_queries_of_the_wrong_width(anchors: Engine) -> None:
     with anchors.connect() as conn, pytest.raises(InvalidInput, match="1280"):
         HnswTopK(conn, "image").search(np.ones((2, TEXT_DIM), dtype=np.float32), K)
+
+
+def test_a_model_of_other_widths_is_searched_at_its_own(pg_server: str) -> None:
+    """Encoders of any width: the index and the query take the model's image encoder's."""
+    url = create_database(pg_server)
+    engine = make_engine(url)
+    rng = np.random.default_rng(11)
+    images, texts = (_unit(rng.standard_normal((300, width))) for width in (768, 512))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO licenses (id, name) VALUES (1, 'l')"))
+        rows = [
+            {
+                "collection": "c",
+                "image_sha256": f"{i:064x}",
+                "caption": f"p{i}",
+                "license_id": 1,
+                "status": "ready",
+            }
+            for i in range(300)
+        ]
+        ids = insert_pairs(conn, rows, image=images, text_=texts, encoders=("i768", "t512"))
+    setup = make_engine(setup_url(url))
+    built = ann_index.build(setup, ann_index.BuildParams(m=8, ef_construction=32, workers=0))
+    setup.dispose()
+    assert built.state == "ready" and built.encoder == "i768"
+    assert "halfvec(768)" in (built.definition or "")
+    with engine.connect() as conn:
+        found, _ = HnswTopK(conn, "image").search(images[:4], 1)
+        with pytest.raises(InvalidInput, match="768"):
+            HnswTopK(conn, "image").search(np.ones((1, IMAGE_DIM), dtype=np.float32), 1)
+    assert found[:, 0].tolist() == ids[:4]
+    # Another image encoder becomes the model's: the index is stale, the ANN path refuses.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE model_state SET image_encoder = 'other' WHERE id = 1"))
+    with engine.connect() as conn:
+        assert ann_index.status(conn).state == "stale"
+        with pytest.raises(Conflict, match="drop it and build it again"):
+            ann_index.require_ready(conn)
+    engine.dispose()

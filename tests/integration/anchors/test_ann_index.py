@@ -13,13 +13,15 @@ from sqlalchemy import Engine, insert, text
 from asifdb.anchors import ann_index
 from asifdb.anchors.ann import HnswTopK
 from asifdb.db import schema
-from asifdb.db.models import IMAGE_DIM, TEXT_DIM, License, Pair
+from asifdb.db.models import License
 from asifdb.db.session import make_engine
 from asifdb.errors import ConfigError, Conflict, InvalidInput
 from tests.conftest import setup_url
+from tests.pair_rows import insert_pairs
 from tests.samples import asifdb_cli, cli_env
 
 N_PAIRS = 400
+IMAGE_DIM, TEXT_DIM = 1280, 384  # the default encoders' widths
 
 
 @pytest.fixture
@@ -44,41 +46,35 @@ def _fill(engine: Engine) -> np.ndarray:
     images /= np.linalg.norm(images, axis=1, keepdims=True)
     texts = rng.standard_normal((N_PAIRS, TEXT_DIM)).astype(np.float32)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO model_state (id, version, image_encoder, text_encoder) "
-                "VALUES (1, 1, 'i', 't') ON CONFLICT (id) DO UPDATE "
-                "SET image_encoder = 'i', text_encoder = 't'"
-            )
-        )
         licence = conn.execute(insert(License).values(name="l").returning(License.id)).scalar()
-        conn.execute(
-            insert(Pair),
+        insert_pairs(
+            conn,
             [
                 {
                     "collection": "c",
                     "image_sha256": f"{i:064x}",
                     "caption": f"pair {i}",
-                    "image_embedding": images[i],
-                    "text_embedding": texts[i],
-                    "image_encoder": "i",
-                    "text_encoder": "t",
                     "license_id": licence,
                     "status": "ready",
                 }
                 for i in range(N_PAIRS)
             ],
+            image=images,
+            text_=texts,
         )
     return images
 
 
 def _uses_index(engine: Engine) -> bool:
     plan = text(
-        "EXPLAIN SELECT id FROM pairs ORDER BY image_embedding <=> "
-        "(SELECT image_embedding FROM pairs LIMIT 1) LIMIT 5"
+        "EXPLAIN SELECT pair_id FROM pair_embeddings WHERE encoder = 'i' "
+        f"ORDER BY CAST(embedding AS halfvec({IMAGE_DIM})) <=> "
+        f"(SELECT CAST(embedding AS halfvec({IMAGE_DIM})) FROM pair_embeddings "
+        "WHERE encoder = 'i' LIMIT 1) LIMIT 5"
     )
     with engine.begin() as conn:
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        # As the ANN path plans (asifdb.anchors.ann): no sort of every pair instead.
+        conn.execute(text("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"))
         return ann_index.INDEX_NAME in "\n".join(conn.execute(plan).scalars())
 
 
@@ -129,8 +125,9 @@ def test_a_failed_build_leaves_an_invalid_index_that_the_next_build_replaces(
         # What an interrupted CREATE INDEX CONCURRENTLY leaves: an index marked invalid.
         conn.execute(
             text(
-                f"CREATE INDEX {ann_index.INDEX_NAME} ON pairs "
-                "USING hnsw (image_embedding halfvec_cosine_ops) WITH (m = 4, ef_construction = 8)"
+                f"CREATE INDEX {ann_index.INDEX_NAME} ON pair_embeddings USING hnsw "
+                f"((CAST(embedding AS halfvec({IMAGE_DIM}))) halfvec_cosine_ops) "
+                "WITH (m = 4, ef_construction = 8) WHERE encoder = 'i'"
             )
         )
         conn.execute(

@@ -47,8 +47,10 @@ def byte_patterns(platform: Platform, licence: str) -> dict[int, list[bytes]]:
     with platform.sessions() as session:
         rows = fetch_binary(
             session,
-            "SELECT p.id, p.text_embedding, p.caption FROM pairs p JOIN licenses l "
-            "ON l.id = p.license_id WHERE l.name = %(n)s ORDER BY p.id",
+            "SELECT p.id, e.embedding, p.caption FROM pairs p JOIN licenses l "
+            "ON l.id = p.license_id JOIN pair_embeddings e ON e.pair_id = p.id "
+            "JOIN encoders c ON c.name = e.encoder AND c.modality = 'text' "
+            "WHERE l.name = %(n)s ORDER BY p.id",
             {"n": licence},
         )
     out: dict[int, list[bytes]] = {}

@@ -37,8 +37,10 @@ def test_erasure_leaves_no_byte_of_the_licence_in_the_database_files(
     with platform.engine.connect() as conn:
         kept_before = conn.execute(
             text(
-                "SELECT id, text_embedding::text, caption, image_sha256 FROM pairs p "
-                "WHERE license_id = (SELECT id FROM licenses WHERE name = :n) ORDER BY id"
+                "SELECT id, e.embedding::text, caption, image_sha256 FROM pairs p "
+                "JOIN pair_embeddings e ON e.pair_id = p.id "
+                "WHERE license_id = (SELECT id FROM licenses WHERE name = :n) "
+                "ORDER BY id, e.encoder"
             ),
             {"n": KEPT},
         ).all()
@@ -84,8 +86,10 @@ def test_erasure_leaves_no_byte_of_the_licence_in_the_database_files(
         # The other licence: every pair, embedding and caption as before, all usable.
         kept_after = conn.execute(
             text(
-                "SELECT id, text_embedding::text, caption, image_sha256 FROM pairs p "
-                "WHERE license_id = (SELECT id FROM licenses WHERE name = :n) ORDER BY id"
+                "SELECT id, e.embedding::text, caption, image_sha256 FROM pairs p "
+                "JOIN pair_embeddings e ON e.pair_id = p.id "
+                "WHERE license_id = (SELECT id FROM licenses WHERE name = :n) "
+                "ORDER BY id, e.encoder"
             ),
             {"n": KEPT},
         ).all()

@@ -40,7 +40,7 @@ def _vectors(platform: Platform) -> dict[int, np.ndarray]:
             session,
             "SELECT p.image_embedding, p.text_embedding, EXISTS (SELECT FROM pairs o "
             "WHERE o.license_id <> p.license_id AND o.image_sha256 = p.image_sha256) "
-            "FROM pairs p JOIN licenses l ON l.id = p.license_id WHERE l.name = %(n)s",
+            "FROM usable_pairs p JOIN licenses l ON l.id = p.license_id WHERE l.name = %(n)s",
             {"n": GONE},
         )
     images = [np.asarray(i, dtype=np.float32) for i, _, shared in rows if not shared]
@@ -96,7 +96,7 @@ def _hnsw_patterns(platform: Platform) -> dict[int, list[bytes]]:
     with platform.sessions() as session:
         rows = fetch_binary(
             session,
-            "SELECT p.id, l2_normalize(p.image_embedding) FROM pairs p "
+            "SELECT p.id, l2_normalize(p.image_embedding) FROM usable_pairs p "
             "JOIN licenses l ON l.id = p.license_id WHERE l.name = %(n)s AND NOT EXISTS "
             "(SELECT FROM pairs o WHERE o.license_id <> p.license_id "
             " AND o.image_sha256 = p.image_sha256)",
@@ -143,11 +143,11 @@ def _residue(platform: Platform) -> dict[str, int]:
             table: conn.execute(
                 text(f"SELECT count(*) FROM {table} WHERE pair_id IN {ids}"), {"n": GONE}
             ).scalar_one()
-            for table in ("pair_fit", "near_duplicates", "review_marks", "reencode_embeddings")
+            for table in ("pair_fit", "near_duplicates", "review_marks", "pair_embeddings")
         }
 
 
-def test_curation_rows_staged_embeddings_and_kept_query_images_go_with_the_licence(
+def test_curation_rows_every_encoders_embeddings_and_kept_query_images_go_with_the_licence(
     platform: Platform, db_url: str, shared_data: Path
 ) -> None:
     with platform.sessions.begin() as session:
@@ -159,6 +159,16 @@ def test_curation_rows_staged_embeddings_and_kept_query_images_go_with_the_licen
             text("SELECT id FROM pairs ORDER BY id LIMIT 3")  # the withdrawn licence's first
         ).scalars()
         curation.mark(session, pair_ids=list(ids), actor="annotator", reason="check")
+        # Embeddings by an encoder the model does not use (of another width), as another
+        # model's would be, one of its own for each pair: they go with the licence too.
+        session.execute(
+            text(
+                "INSERT INTO encoders (name, modality, dim) VALUES ('other-image', 'image', 32); "
+                "INSERT INTO pair_embeddings (pair_id, encoder, dim, embedding) "
+                "SELECT id, 'other-image', 32, CAST(CAST(ARRAY(SELECT (id * 37 + g) % 997 / 7.0 "
+                "FROM generate_series(1, 32) g) AS real[]) AS halfvec) FROM pairs"
+            )
+        )
         job = reencode.start(
             session,
             image_encoder=platform.encoders.image.name,

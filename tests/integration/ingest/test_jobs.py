@@ -75,7 +75,7 @@ def test_a_source_becomes_ready_pairs_and_reasoned_rejects(
                 "SELECT source_key, caption, blob_uri, source_metadata, image_encoder, "
                 "vector_dims(image_embedding::vector) AS di, "
                 "vector_dims(text_embedding::vector) AS dt "
-                "FROM pairs ORDER BY source_key"
+                "FROM usable_pairs ORDER BY source_key"
             )
         ).all()
         usable = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
