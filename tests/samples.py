@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,6 +153,25 @@ def asifdb_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def solo_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (solo pool) with that environment, its output in `log`; stopped
+    (and waited for) on exit."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo"]
+        + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
 
 
 def open_test_source(path: Path | str, **options: object) -> "Source":

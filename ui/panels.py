@@ -87,7 +87,7 @@ def pair_detail(pair_id: int) -> Pair:
             "deleted_by": pair.deleted_by,
             "license": licence.model_dump(),
             "provenance": {k: str(v) for k, v in pair.provenance.model_dump().items()},
-            "encoders": [pair.image_encoder, pair.text_encoder],
+            "embedded by": pair.embedded_by,
             "size": [pair.width, pair.height],
             "sha256": pair.image_sha256,
         },

@@ -23,6 +23,7 @@ from asifdb.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # torch: imported by the processes that query, not by every CLI command
     from asifdb.anchors.live import LiveModel
+    from asifdb.services.models import ModelRef
     from asifdb.services.submit import Dispatcher
 
 
@@ -82,6 +83,39 @@ class Platform:
             text=get_encoder(self.settings.text_encoder),
         )
 
+    def encoders_of(self, image_encoder: str | None, text_encoder: str | None) -> Encoders:
+        """The encoders called so (canonical names), loaded once per process; the configured
+        ones where the names are theirs or not set yet (a model before its first pair)."""
+        configured = self.encoders
+        names = (image_encoder or configured.image.name, text_encoder or configured.text.name)
+        if names == (configured.image.name, configured.text.name):
+            return configured
+        loaded = self.__dict__.setdefault("_encoders_by_name", {})
+        if names not in loaded:
+            cache = self.settings.data_dir / "cache" / "encoders"
+            loaded[names] = Encoders(
+                image=get_encoder(names[0], cache_dir=cache), text=get_encoder(names[1])
+            )
+        return loaded[names]
+
+    def model(self, name: str | None = None) -> "ModelHandle":
+        """What a query of the model called `name` (None: the default) runs on: the model as
+        the database has it now, its live anchors in this process, its encoders. The query's
+        service checks again in its own snapshot (`services.models.require`)."""
+        from asifdb.anchors.live import LiveModel
+        from asifdb.services import models
+
+        with self.sessions() as session:
+            ref = models.resolve(session, self.settings, name)
+        if ref.is_default:
+            live = self.live
+        else:
+            named = self.__dict__.setdefault("_named_live", {})
+            if ref.name not in named:
+                named[ref.name] = LiveModel(scan=self.settings.exact_scan, model=ref.name)
+            live = named[ref.name]
+        return ModelHandle(ref, live, self.encoders_of(ref.image_encoder, ref.text_encoder))
+
     @cached_property
     def dispatcher(self) -> "Dispatcher":
         """The port to the workers: Celery's tasks (imported on first use: importing them
@@ -99,6 +133,15 @@ class Platform:
             self.engine.dispose()
         if self._started_embedded and not keep_server:
             embedded.stop(self.settings.pgdata)
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A model's parts in this process: what it is, its live anchors, its encoders."""
+
+    ref: "ModelRef"
+    live: "LiveModel"
+    encoders: Encoders
 
 
 @contextmanager

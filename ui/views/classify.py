@@ -14,8 +14,9 @@ from asifdb.blobs import sha256_of_uri
 from asifdb.errors import InvalidInput
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.schemas.collection import Neighbour
+from asifdb.schemas.models import ModelInfo
 from asifdb.schemas.predictions import Classification
-from asifdb.services import classify, collection, labelsets, licences, pairs
+from asifdb.services import classify, collection, labelsets, licences, models, pairs
 from asifdb.services.labelsets import Candidates
 
 # What the page needs (the API's permission name; None: any signed-in key).
@@ -34,6 +35,7 @@ class _Request:
     image: tuple[str, bytes]
     candidates: Candidates
     options: classify.Options
+    model: str | None = None  # a named model; None: the default
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,12 @@ def _run(request: _Request) -> _Shown:
     """Classify (recorded, channel "ui"), with every class's neighbouring pairs for the plot."""
     who = gate.allow("classify")
     platform = runtime.platform()
+    handle = platform.model(request.model)
     with platform.sessions.begin() as session:
         [result] = classify.classify(
             session,
-            live=platform.live,
-            encoders=platform.encoders,
+            live=handle.live,
+            encoders=handle.encoders,
             images=[request.image],
             candidates=request.candidates,
             options=request.options,
@@ -60,13 +63,18 @@ def _run(request: _Request) -> _Shown:
             channel="ui",
             blobs=platform.blobs,
         )
-        neighbours = collection.neighbours(
-            session,
-            live=platform.live,
-            encoders=platform.encoders,
-            image=request.image,
-            candidates=request.candidates,
-            options=request.options,
+        # The plot reads the default model's embeddings: drawn for it alone.
+        neighbours = (
+            collection.neighbours(
+                session,
+                live=handle.live,
+                encoders=handle.encoders,
+                image=request.image,
+                candidates=request.candidates,
+                options=request.options,
+            )
+            if handle.ref.is_default
+            else []
         )
     return _Shown(result, neighbours)
 
@@ -114,13 +122,27 @@ def _candidates(chosen: str | tuple[list[str], str]) -> Candidates:
         return labelsets.get(session, name=chosen)
 
 
-def _options() -> classify.Options:
+def _ready_models() -> list[ModelInfo]:
+    platform = runtime.platform()
+    with platform.sessions() as session:
+        return [m for m in models.list_models(session, platform.settings) if m.status == "ready"]
+
+
+def _options() -> tuple[classify.Options, str | None]:
+    """The ASIF settings and the model (None: the default); k and p start at the model's."""
     settings = runtime.platform().settings
     with st.expander("ASIF settings"):
-        k = st.number_input("k (anchors kept per representation)", *classify.K_RANGE, settings.k)
-        p = st.number_input("p (exponent)", *classify.P_RANGE, float(settings.p), step=0.5)
+        ready = _ready_models()
+        chosen = st.selectbox(
+            "Model",
+            ready,
+            format_func=lambda m: f"{m.name} ({m.image_encoder} + {m.text_encoder})",
+        )
+        k = st.number_input("k (anchors kept per representation)", *classify.K_RANGE, chosen.k)
+        p = st.number_input("p (exponent)", *classify.P_RANGE, float(chosen.p), step=0.5)
         aggregation = st.selectbox("Templates combine by", ["max", "mean"])
-    return classify.Options.of(settings, k=int(k), p=float(p), aggregation=aggregation)
+    options = classify.Options.of(settings, k=int(k), p=float(p), aggregation=aggregation)
+    return options, None if chosen.default else chosen.name
 
 
 def _request_form() -> None:
@@ -136,7 +158,7 @@ def _request_form() -> None:
     with st.form("classify.form"):
         image = _image_input(source)
         labels = _labels_input(names)
-        options = _options()
+        options, model = _options()
         submitted = st.form_submit_button(
             "Classify", type="primary", disabled=not gate.may("classify")
         )
@@ -148,7 +170,7 @@ def _request_form() -> None:
     gate.allow("classify")
     if isinstance(image, int):
         image = _stored_image(image)
-    request = _Request(image, _candidates(labels), options)
+    request = _Request(image, _candidates(labels), options, model)
     result = _run(request)
     st.session_state[_REQUEST] = request
     st.session_state[_BEFORE] = None

@@ -127,9 +127,11 @@ def fast_bfloat16() -> bool:
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
-    def __init__(self, scan: ExactScan = "float32") -> None:
+    def __init__(self, scan: ExactScan = "float32", model: str | None = None) -> None:
         """`scan`: how the exact top-k scans (Settings.exact_scan, `scan_dtypes`); results
-        never depend on it."""
+        never depend on it. `model`: a named model's (services/models.py), else the
+        default's."""
+        self.model = model
         self._one_scan, self._scan = scan_dtypes(scan)
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
@@ -175,7 +177,7 @@ class LiveModel:
         """The model at the version `session` sees (call it first in a REPEATABLE READ txn)."""
         with self._lock:
             before = self._anchors
-            self._anchors = store.sync(session, self._anchors)
+            self._anchors = store.sync(session, self._anchors, self.model)
             anchors = self._anchors
             if before is not None and before.erasures != anchors.erasures:
                 self._forget()  # erased pairs' rows and captions leave every cache too

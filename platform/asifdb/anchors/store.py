@@ -78,14 +78,34 @@ class Anchors:
         return np.flatnonzero(self.alive)
 
 
-# `usable_pairs` shows each pair's embeddings by the model's two encoders.
+# `usable_pairs` (the default model) and `model_usable_pairs` (a named model's rows) show each
+# pair's embeddings by the model's two encoders.
 _SELECT = "SELECT id, image_embedding, text_embedding FROM {} WHERE {} ORDER BY id"
 
 
-def load(session: Session) -> Anchors:
-    """Every usable pair at the session's snapshot."""
-    state = _state(session)
-    rows = fetch_binary(session, _SELECT.format("usable_pairs", "true"), {})
+@dataclass(frozen=True)
+class _Source:
+    """Where a model's usable pairs are read: the view and its filter (psycopg's and
+    SQLAlchemy's spelling of the model's name)."""
+
+    view: str
+    where: str  # psycopg parameters
+    where_sql: str  # SQLAlchemy parameters
+    params: dict
+
+
+def _source(model: str | None) -> _Source:
+    if model is None:
+        return _Source("usable_pairs", "true", "true", {})
+    return _Source("model_usable_pairs", "model = %(model)s", "model = :model", {"model": model})
+
+
+def load(session: Session, model: str | None = None) -> Anchors:
+    """Every usable pair of the default model (or the named `model`) at the session's
+    snapshot."""
+    state = _state(session, model)
+    source = _source(model)
+    rows = fetch_binary(session, _SELECT.format(source.view, source.where), source.params)
     anchors = _build(state.version, rows, image_dim=state.image_dim, text_dim=state.text_dim)
     return replace(
         anchors,
@@ -94,15 +114,23 @@ def load(session: Session) -> Anchors:
     )
 
 
-def _state(session: Session) -> Row:
-    """The model's version and encoders, with the width of each (0 before the first pair)."""
+def _state(session: Session, model: str | None) -> Row:
+    """The version, and the model's encoders with the width of each (0 before the first
+    pair)."""
+    encoders = (
+        "model_state m WHERE m.id = 1"
+        if model is None
+        else "models m WHERE m.name = :model AND m.status = 'ready'"
+    )
     return session.execute(
         text(
-            "SELECT m.version, m.image_encoder, m.text_encoder, "
+            "SELECT (SELECT version FROM model_state WHERE id = 1) AS version, "
+            "m.image_encoder, m.text_encoder, "
             "coalesce((SELECT dim FROM encoders WHERE name = m.image_encoder), 0) AS image_dim, "
             "coalesce((SELECT dim FROM encoders WHERE name = m.text_encoder), 0) AS text_dim "
-            "FROM model_state m WHERE m.id = 1"
-        )
+            f"FROM {encoders}"
+        ),
+        {"model": model},
     ).one()
 
 
@@ -125,9 +153,14 @@ def _build(version: int, rows: list[tuple], *, image_dim: int, text_dim: int) ->
     )
 
 
-def sync(session: Session, current: Anchors | None) -> Anchors:
-    """`current` moved to the version the session sees (a full load when that is cheaper)."""
-    state = _state(session)
+def sync(session: Session, current: Anchors | None, model: str | None = None) -> Anchors:
+    """`current` moved to the version the session sees (a full load when that is cheaper).
+
+    The usability intervals are the default model's; a named model's rows follow them too
+    (revocations, deletions, additions) and are then counted against its view, so anything
+    they do not cover (its build's embeddings) reloads it in full."""
+    state = _state(session, model)
+    source = _source(model)
     version = state.version
     if current is not None and current.version == version:
         return current
@@ -137,7 +170,7 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
         or current.encoders != (state.image_encoder, state.text_encoder)
         or _erasures(session) != current.erasures
     ):
-        return load(session)
+        return load(session, model)
     changes = session.execute(
         text(
             "SELECT pair_id, from_version, to_version FROM pair_usability "
@@ -147,7 +180,7 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
         {"old": current.version, "new": version},
     ).all()
     if len(changes) > _FULL_RELOAD_FRACTION * max(len(current.ids), 1):
-        return load(session)
+        return load(session, model)
     usable_now: dict[int, bool] = {}
     for pair_id, start, end in sorted(changes, key=lambda c: (c[1], c[2] or 0)):
         usable_now[pair_id] = start <= version and (end is None or end > version)
@@ -162,15 +195,20 @@ def sync(session: Session, current: Anchors | None) -> Anchors:
     anchors = replace(current, version=version, alive=alive)
     if missing:
         rows = fetch_binary(
-            session, _SELECT.format("usable_pairs", "id = ANY(%(ids)s)"), {"ids": missing}
+            session,
+            _SELECT.format(source.view, f"{source.where} AND id = ANY(%(ids)s)"),
+            {**source.params, "ids": missing},
         )
         anchors = _append(anchors, rows)
-    expected = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
+    expected = session.execute(
+        text(f"SELECT count(*) FROM {source.view} WHERE {source.where_sql}"), source.params
+    ).scalar_one()
     if anchors.size != expected:
-        log.warning(
-            "anchor sync found %d pairs, the database %d: reloading", anchors.size, expected
-        )
-        return load(session)
+        if model is None:
+            log.warning(
+                "anchor sync found %d pairs, the database %d: reloading", anchors.size, expected
+            )
+        return load(session, model)
     return anchors
 
 

@@ -21,6 +21,7 @@ from asifdb.cli import (
     jobs,
     keys,
     licenses,
+    models,
     predict,
     reencode,
 )
@@ -56,6 +57,7 @@ app.add_typer(curate.app, name="curate")
 app.add_typer(ann.app, name="ann")
 app.add_typer(audit.app, name="audit")
 app.add_typer(encoders.app, name="encoders")
+app.add_typer(models.app, name="models")
 
 
 @app.command()

@@ -25,23 +25,30 @@ def classify(
     k: Annotated[int | None, typer.Option(min=K_RANGE[0], max=K_RANGE[1])] = None,
     p: Annotated[float | None, typer.Option(min=P_RANGE[0], max=P_RANGE[1])] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
+    model: Annotated[
+        str | None, typer.Option(help="A named model (asifdb models list); default: the default.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Zero-shot classify images; every prediction is recorded with its evidence."""
     files = [(str(path), read_file(path)) for path in images]
     with platform_at_head() as platform:
-        options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
-        with platform.sessions.begin() as session:
+        handle = platform.model(model)
+        options = classify_service.Options.of(
+            platform.settings, k=k, p=p, aggregation=aggregation, model=handle.ref
+        )
+        with platform.sessions() as session:  # read before the query's own snapshot
             candidates = labelsets.candidates(
                 session,
                 labels=labels.split(",") if labels else None,
                 label_set=label_set,
                 templates=templates,
             )
+        with platform.sessions.begin() as session:
             results = classify_service.classify(
                 session,
-                live=platform.live,
-                encoders=platform.encoders,
+                live=handle.live,
+                encoders=handle.encoders,
                 images=files,
                 candidates=candidates,
                 options=options,
@@ -55,7 +62,8 @@ def classify(
     for result in results:
         console.print(
             f"[bold]{result.input}[/]: {result.label} ({result.score:.4f}), "
-            f"prediction {result.prediction_id}, model version {result.model_version}"
+            f"prediction {result.prediction_id}, model {result.model} at version "
+            f"{result.model_version}"
         )
         for evidence in result.evidence[:5]:
             console.print(
@@ -76,19 +84,25 @@ def eval_(
     k: Annotated[int | None, typer.Option(min=K_RANGE[0], max=K_RANGE[1])] = None,
     p: Annotated[float | None, typer.Option(min=P_RANGE[0], max=P_RANGE[1])] = None,
     aggregation: Annotated[str, typer.Option(help="max or mean over templates.")] = "max",
+    model: Annotated[
+        str | None, typer.Option(help="A named model (asifdb models list); default: the default.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Zero-shot accuracy of the current model on a labelled folder (predictions recorded)."""
     from asifdb.services import evaluation
 
     with platform_at_head() as platform:
-        options = classify_service.Options.of(platform.settings, k=k, p=p, aggregation=aggregation)
+        handle = platform.model(model)
+        options = classify_service.Options.of(
+            platform.settings, k=k, p=p, aggregation=aggregation, model=handle.ref
+        )
         with Progress(TextColumn("{task.description}"), console=err, disable=as_json) as bar:
             task = bar.add_task("classifying")
             result = evaluation.evaluate(
                 sessions=platform.sessions,
-                live=platform.live,
-                encoders=platform.encoders,
+                live=handle.live,
+                encoders=handle.encoders,
                 folder=folder,
                 roots=platform.settings.source_roots,
                 templates=evaluation.read_templates(

@@ -38,8 +38,9 @@ def reencode(
     """Re-embed every pair from the blob store with other encoders, then switch the model.
 
     Queries keep the old encoders' embeddings until every pair is re-encoded; the switch is one
-    transaction. Afterwards set IMAGE_ENCODER/TEXT_ENCODER to the same names and restart the
-    API and workers (they refuse encoders other than the model's).
+    transaction, and classify / retrieve follow it at once. Afterwards set
+    IMAGE_ENCODER/TEXT_ENCODER to the same names and restart the workers (they refuse to
+    ingest with encoders other than the model's).
     """
     platform = Platform(get_settings())
     try:
@@ -59,15 +60,15 @@ def reencode(
         if done.note:
             console.print(f"[yellow]{done.note}[/]")
         if wait:
-            report = _follow(platform, job.id)
-            _print(report)
+            report = follow(platform, job.id)
+            print_report(report)
             if report.status != "done":
                 raise typer.Exit(1)
     finally:
         platform.close(keep_server=True)
 
 
-def _follow(platform: Platform, reencode_id: int) -> ReencodeReport:
+def follow(platform: Platform, reencode_id: int) -> ReencodeReport:
     with Progress(
         *Progress.get_default_columns(), TextColumn("{task.fields[counts]}"), console=console
     ) as progress:
@@ -86,7 +87,7 @@ def _follow(platform: Platform, reencode_id: int) -> ReencodeReport:
             time.sleep(1)
 
 
-def _print(report: ReencodeReport) -> None:
+def print_report(report: ReencodeReport) -> None:
     console.print(
         f"re-encode {report.id} [bold]{report.status}[/]: {report.done} of "
         f"{report.total} pairs re-encoded, {report.missing} without a blob"

@@ -34,6 +34,8 @@ INGEST_JOB_STATUSES = (*JOB_STATUSES, "partial")
 FINISHED_JOB_STATUSES = ("done", "partial", "failed", "cancelled")
 ITEM_STATUSES = ("pending", "ready", "duplicate", "rejected")
 ROLES = ("app", "annotator", "steward", "auditor", "admin")
+# A named model: building (its embeddings being made by a re-encode job), ready, or failed.
+MODEL_STATUSES = ("building", "ready", "failed")
 
 _naming = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -218,6 +220,33 @@ class EncoderRecord(Base):
     first_seen_at: Mapped[datetime] = _now()
 
 
+class NamedModel(Base):
+    """A model beside the default one over the same pairs: two encoders, k, p and which pairs
+    (all, or one collection). Its definition never changes once made (a trigger keeps it);
+    its status does. The default model is `model_state` (its encoders) with the settings' k, p.
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (
+        _one_of("status", MODEL_STATUSES),
+        CheckConstraint("name ~ '^[a-z0-9][a-z0-9._-]{0,62}$' AND name <> 'default'", name="name"),
+        CheckConstraint("k BETWEEN 1 AND 10000", name="k"),
+        CheckConstraint("p >= 1 AND p <= 64", name="p"),
+    )
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    image_encoder: Mapped[str] = mapped_column(Text)
+    text_encoder: Mapped[str] = mapped_column(Text)
+    k: Mapped[int] = mapped_column(Integer)
+    p: Mapped[float] = mapped_column(Float)
+    collection: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="building")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class PairEmbedding(Base):
     """A pair's embedding by one encoder, of that encoder's width (the database checks it): a
     pair holds one per encoder it was embedded by, so several encoders share one collection."""
@@ -297,6 +326,9 @@ class Reencode(Base):
     text_encoder: Mapped[str] = mapped_column(Text)
     from_image_encoder: Mapped[str | None] = mapped_column(Text)
     from_text_encoder: Mapped[str | None] = mapped_column(Text)
+    # The named model whose embeddings this job builds (it then becomes ready; the default's
+    # encoders stay), or None: a switch of the default model's encoders at the end.
+    model: Mapped[str | None] = mapped_column(ForeignKey("models.name"))
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     total: Mapped[int] = mapped_column(Integer, server_default="0")
     done: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -368,6 +400,8 @@ class Prediction(Base):
     candidates: Mapped[dict[str, Any]] = mapped_column(JSONB)
     label_set_id: Mapped[int | None] = mapped_column(ForeignKey("label_sets.id"))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The model it ran on: "default" (model_state's encoders) or a named model's name.
+    model: Mapped[str] = mapped_column(Text, server_default="default")
     predicted_label: Mapped[str | None] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[int] = mapped_column(BigInteger)

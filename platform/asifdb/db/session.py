@@ -1,11 +1,12 @@
 """Engines and sessions: resolve the database (configured or embedded) and check it is usable."""
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SAWarning
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.db import embedded, roles
@@ -88,3 +89,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+class SnapshotTooLate(RuntimeError):
+    """A query's snapshot was asked for after its transaction had already begun otherwise: a
+    bug in the caller (it must open the query's session first), never a user's error."""
+
+
+def snapshot(session: Session) -> None:
+    """The one way a query takes one snapshot for all its reads: the session's transaction is
+    REPEATABLE READ, or this raises (SQLAlchemy ignores the level, with only a warning, once the
+    transaction has begun; so it is checked here, not assumed)."""
+    with warnings.catch_warnings():  # the level read next is the check, not the warning
+        warnings.filterwarnings("ignore", "Connection is already established", SAWarning)
+        conn = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    level = conn.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+    if level != "repeatable read":
+        raise SnapshotTooLate(
+            f"the query's transaction began as {level}: take the snapshot before any read"
+        )

@@ -37,8 +37,7 @@ class Pair(Schema):
     width: int | None
     height: int | None
     blob_uri: str | None
-    image_encoder: str | None
-    text_encoder: str | None
+    embedded_by: list[str]  # every encoder that holds an embedding of it, by name
     provenance: Provenance
     license: PairLicense
     deleted_at: datetime | None

@@ -29,6 +29,7 @@ class Classification(Schema):
     prediction_id: int | None
     input: str
     input_sha256: str
+    model: str  # "default" or a named model (`asifdb models list`)
     model_version: int
     k: int
     p: float
@@ -48,11 +49,13 @@ class Hit(Schema):
 class Retrieval(Schema):
     prediction_id: int
     direction: str
+    model: str
     model_version: int
     hits: list[Hit]
 
 
 class ModelSettings(Schema):
+    name: str
     version: int
     image_encoder: str
     text_encoder: str

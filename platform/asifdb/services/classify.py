@@ -5,7 +5,7 @@ prediction all belong to one snapshot, so a concurrent revocation is seen entire
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -17,14 +17,18 @@ from asifdb.anchors.ann import HnswTopK
 from asifdb.anchors.live import LiveModel, View
 from asifdb.blobs import BlobStore
 from asifdb.db.models import License, Pair
+from asifdb.db.session import snapshot
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.ingest import DEFAULT_LIMITS, Limits, SourceItem, ValidItem, validate
 from asifdb.schemas.predictions import Classification, EvidencePair
-from asifdb.services import blob_refs, predictions
+from asifdb.services import blob_refs, models, predictions
 from asifdb.services.labelsets import Candidates
-from asifdb.services.model import Encoders, require_encoders
+from asifdb.services.model import Encoders
 from asifdb.services.predictions import Evidence
 from asifdb.settings import Settings
+
+if TYPE_CHECKING:
+    from asifdb.services.models import ModelRef
 
 MAX_IMAGES = 64
 # Past this many usable pairs `auto` uses HNSW: below it the exact scan is faster at full
@@ -56,11 +60,14 @@ class Options:
         p: float | None = None,
         aggregation: str = "max",
         method: str = "auto",
+        model: "ModelRef | None" = None,
     ) -> "Options":
-        """The options a request asks for, the settings' K and P where it gives none; checked."""
+        """The options a request asks for; where it gives no k or p, the named model's (else
+        the settings' K and P); checked."""
+        base_k, base_p = (settings.k, settings.p) if model is None else (model.k, model.p)
         options = cls(
-            k=settings.k if k is None else k,
-            p=settings.p if p is None else p,
+            k=base_k if k is None else k,
+            p=base_p if p is None else p,
             aggregation=aggregation,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
         )
@@ -152,8 +159,8 @@ def classify(
     options = options or Options()
     options.check()
     valid = check_images(images)
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    require_encoders(session, encoders)
+    snapshot(session)
+    model_name = models.require(session, live.model, encoders)
     view = live.view(session)
     if options.exclude_pairs:
         view = view.without(options.exclude_pairs)
@@ -219,6 +226,7 @@ def classify(
                 result=result,
                 predicted_label=label,
                 score=result["score"],
+                model=model_name,
                 model_version=view.version,
                 image_encoder=encoders.image.name,
                 text_encoder=encoders.text.name,
@@ -235,6 +243,7 @@ def classify(
                 prediction_id=prediction_id,
                 input=item.key,
                 input_sha256=item.sha256,
+                model=model_name,
                 model_version=view.version,
                 k=options.k,
                 p=options.p,

@@ -23,10 +23,10 @@ from asifdb.ingest.roots import inside, locate, relative
 from asifdb.ingest.sources import read_classnames
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.schemas.evaluation import EvaluationSummary
-from asifdb.services import labelsets
+from asifdb.services import labelsets, models
 from asifdb.services.classify import MAX_IMAGES, Options, classify
 from asifdb.services.collection import stage_class_folders
-from asifdb.services.model import Encoders, require_encoders
+from asifdb.services.model import Encoders
 from asifdb.services.uploads import UploadLimits
 
 TOP = 5
@@ -324,7 +324,7 @@ def evaluate(
     if not 1 <= batch_size <= MAX_IMAGES:
         raise InvalidInput(f"batch size {batch_size}: use 1 to {MAX_IMAGES}")
     with sessions() as session:
-        require_encoders(session, encoders)  # before reading the folder; classify checks too
+        models.require(session, live.model, encoders)  # before the folder; classify too
     options = options or Options()
     labelled = read_folder(
         folder, roots=roots, classnames=classnames, limit_per_class=limit_per_class

@@ -4,7 +4,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobStore, sha256_of_uri
-from asifdb.db.models import Job, License, Pair, PredictionEvidence
+from asifdb.db.models import Job, License, Pair, PairEmbedding, PredictionEvidence
 from asifdb.errors import Conflict, NotFound
 from asifdb.schemas.pairs import Pair as PairOut
 from asifdb.schemas.pairs import PairLicense, Provenance
@@ -40,8 +40,13 @@ def get(session: Session, *, pair_id: int) -> PairOut:
         width=pair.width,
         height=pair.height,
         blob_uri=pair.blob_uri,
-        image_encoder=pair.image_encoder,
-        text_encoder=pair.text_encoder,
+        embedded_by=list(
+            session.scalars(
+                select(PairEmbedding.encoder)
+                .where(PairEmbedding.pair_id == pair.id)
+                .order_by(PairEmbedding.encoder)
+            )
+        ),
         provenance=Provenance(
             source_uri=pair.source_uri,
             source_key=pair.source_key,

@@ -84,6 +84,7 @@ def get(session: Session, *, prediction_id: int, evidence_limit: int | None = 50
         predicted_label=prediction.predicted_label,
         score=prediction.score,
         model=ModelSettings(
+            name=prediction.model,
             version=prediction.model_version,
             image_encoder=prediction.image_encoder,
             text_encoder=prediction.text_encoder,

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobNotFound, BlobStore
-from asifdb.db.models import Reencode, ReencodeBatch
+from asifdb.db.models import NamedModel, Reencode, ReencodeBatch
 from asifdb.errors import ConfigError, Conflict, NotFound
 from asifdb.schemas.encoders import ReencodeReport
 from asifdb.services import audit, batches, embeddings, model
@@ -52,10 +52,15 @@ def start(
     text_encoder: str,
     actor: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    model: str | None = None,
+    collection: str | None = None,
 ) -> Reencode:
     """Plan the re-encode of every ready pair by the named encoders (canonical names).
 
-    Refuses while another re-encode is unfinished. With no pairs, switches at once.
+    `model`: the named model (services/models.py) whose embeddings this builds, over its
+    `collection` (None: every pair); at the end it becomes ready and the default model keeps
+    its encoders. Without it, the end switches the default model to these encoders. Refuses
+    while another re-encode is unfinished. With no pairs, ends at once.
     """
     active = session.scalar(select(Reencode.id).where(Reencode.status.in_(_ACTIVE)))
     if active is not None:
@@ -64,7 +69,13 @@ def start(
         text("SELECT image_encoder, text_encoder FROM model_state WHERE id = 1")
     ).one()
     pair_ids = list(
-        session.scalars(text("SELECT id FROM pairs WHERE status = 'ready' ORDER BY id"))
+        session.scalars(
+            text(
+                "SELECT id FROM pairs WHERE status = 'ready' "
+                "AND (CAST(:c AS text) IS NULL OR collection = :c) ORDER BY id"
+            ),
+            {"c": collection},
+        )
     )
     job = Reencode(
         image_encoder=image_encoder,
@@ -73,6 +84,7 @@ def start(
         from_text_encoder=state.text_encoder,
         total=len(pair_ids),
         created_by=actor,
+        model=model,
     )
     session.add(job)
     session.flush()
@@ -90,6 +102,7 @@ def start(
             "from": [state.image_encoder, state.text_encoder],
             "to": [image_encoder, text_encoder],
             "pairs": len(pair_ids),
+            "model": model,
         },
     )
     if not pair_ids:
@@ -277,9 +290,9 @@ def _switch(
                 text(
                     "SELECT p.id FROM pairs p WHERE p.status = 'ready' AND p.id NOT IN ("
                     "SELECT unnest(pair_ids) FROM reencode_batches WHERE reencode_id = :r) "
-                    "ORDER BY p.id"
+                    "AND (CAST(:c AS text) IS NULL OR p.collection = :c) ORDER BY p.id"
                 ),
-                {"r": job.id},
+                {"r": job.id, "c": _collection(session, job)},
             )
         )
     if late and blobs is not None and encoders is not None:
@@ -287,6 +300,9 @@ def _switch(
         job.total += len(late)
         job.done += encoded
         job.missing += missing
+    if job.model is not None:
+        _model_ready(session, job, timer)
+        return
     with timer.stage("switch"):
         before = set(session.scalars(text("SELECT id FROM usable_pairs")))
         session.execute(
@@ -323,6 +339,40 @@ def _switch(
         )
 
 
+def _collection(session: Session, job: Reencode) -> str | None:
+    if job.model is None:
+        return None
+    return session.get_one(NamedModel, job.model).collection
+
+
+def _model_ready(session: Session, job: Reencode, timer: StageTimer) -> None:
+    """A named model's build is complete: it is ready, as a new version (so every process's
+    copy of it reloads); the default model is untouched."""
+    with timer.stage("switch"):
+        named = session.get_one(NamedModel, job.model)
+        named.status, named.error, named.ready_at = "ready", None, func.now()
+        version = model.change_usable(
+            session, change=f"reencode {job.id}: model {job.model} built", always=True
+        )
+        job.status = "done"
+        job.finished_at = func.now()
+        job.switched_version = version
+        audit.record(
+            session,
+            actor=job.created_by or "unknown",
+            action="model.ready",
+            target_type="model",
+            target_id=job.model,
+            model_version=version,
+            details={
+                "encoders": [job.image_encoder, job.text_encoder],
+                "reencode": job.id,
+                "pairs": job.done,
+                "missing_blobs": job.missing,
+            },
+        )
+
+
 def fail(session: Session, *, batch_id: int, error: str) -> None:
     """A batch that cannot succeed (an encoder that cannot load): the re-encode fails, saying why.
 
@@ -335,6 +385,17 @@ def fail(session: Session, *, batch_id: int, error: str) -> None:
             update(Reencode)
             .where(Reencode.id == batch.reencode_id, Reencode.status.in_(_ACTIVE))
             .values(status="failed", error=error, finished_at=func.now())
+        )
+        # A named model's first build failing fails the model (a later build of a ready one
+        # leaves it ready, with the pairs it already has).
+        session.execute(
+            update(NamedModel)
+            .where(
+                NamedModel.status == "building",
+                NamedModel.name
+                == select(Reencode.model).where(Reencode.id == batch.reencode_id).scalar_subquery(),
+            )
+            .values(status="failed", error=error)
         )
 
 

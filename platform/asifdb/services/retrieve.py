@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
 from asifdb.db.models import Pair
+from asifdb.db.session import snapshot
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.schemas.predictions import Hit, Retrieval
-from asifdb.services import predictions
+from asifdb.services import models, predictions
 from asifdb.services.classify import Options, check_images
-from asifdb.services.model import Encoders, require_encoders
+from asifdb.services.model import Encoders
 from asifdb.services.predictions import Evidence
 
 MAX_CANDIDATES = 1000
@@ -26,8 +27,8 @@ MAX_TOP = 100
 
 
 def _view(session: Session, live: LiveModel, encoders: Encoders) -> View:
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    require_encoders(session, encoders)
+    snapshot(session)
+    models.require(session, live.model, encoders)
     view = live.view(session)
     if view.rows.size == 0:
         raise Conflict("the model has no usable pairs: add pairs first")
@@ -123,6 +124,7 @@ def retrieve(
         result={"hits": [hit.model_dump() for hit in hits]},
         predicted_label=str(hits[0].candidate),
         score=hits[0].score,
+        model=live.model or models.DEFAULT,
         model_version=view.version,
         image_encoder=encoders.image.name,
         text_encoder=encoders.text.name,
@@ -136,6 +138,7 @@ def retrieve(
     return Retrieval(
         prediction_id=prediction_id,
         direction=direction,
+        model=live.model or models.DEFAULT,
         model_version=view.version,
         hits=hits,
     )

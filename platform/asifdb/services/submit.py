@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError as DatabaseBrokerDown
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.schemas.pairs import JobAccepted
-from asifdb.services import ingestion, reencode
+from asifdb.services import ingestion, models, reencode
 from asifdb.services.batches import BatchKind
 
 if TYPE_CHECKING:
@@ -88,6 +88,43 @@ def reencode_job(
         )
         batches = reencode.BATCHES.pending(session, job.id)
     return _send(reencode.BATCHES, platform, job, batches, what="re-encode")
+
+
+def model_job(
+    platform: "Platform",
+    *,
+    name: str,
+    actor: str,
+    batch_size: int,
+    image_encoder: str | None = None,
+    text_encoder: str | None = None,
+    k: int | None = None,
+    p: float | None = None,
+    collection: str | None = None,
+) -> Submitted:
+    """A named model's build: with encoders, a new model (`services.models.add`; k and p
+    default to the settings'); without, the catch-up build of an existing one. Its batches are
+    sent to the workers."""
+    with platform.sessions.begin() as session:
+        if image_encoder is None or text_encoder is None:
+            job = models.build(session, name=name, actor=actor, batch_size=batch_size)
+        else:
+            image_name, text_name = reencode.canonical_names(
+                image_encoder=image_encoder, text_encoder=text_encoder
+            )
+            job = models.add(
+                session,
+                name=name,
+                image_encoder=image_name,
+                text_encoder=text_name,
+                k=platform.settings.k if k is None else k,
+                p=platform.settings.p if p is None else p,
+                collection=collection,
+                actor=actor,
+                batch_size=batch_size,
+            )
+        batches = reencode.BATCHES.pending(session, job.id)
+    return _send(reencode.BATCHES, platform, job, batches, what=f"model {name}'s build")
 
 
 def _send(

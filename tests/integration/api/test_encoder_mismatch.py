@@ -1,5 +1,6 @@
-"""Queries refuse encoders other than the model's: after a real re-encode to other encoders, an
-API (or `asifdb eval`) still configured with the old ones answers 409 and records nothing."""
+"""After a real re-encode to other encoders, classify and retrieve take the model's encoders from
+the database (no restart; 503 naming them where this process cannot load them), while a caller
+that brings its own encoders (`asifdb eval` through the service) gets 409 and records nothing."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from asifdb.encoders import get_encoder
 from asifdb.errors import Conflict
 from asifdb.services import evaluation, reencode
 from asifdb.services.classify import Options
@@ -85,10 +87,12 @@ def _predictions(api: Api) -> int:
         return session.execute(text("SELECT count(*) FROM predictions")).scalar_one()
 
 
-def test_queries_refuse_encoders_other_than_the_models(seeded: Api, shared_data: Path) -> None:
+def test_queries_follow_a_switch_of_encoders_without_a_restart(
+    seeded: Api, shared_data: Path
+) -> None:
     image = sorted((shared_data / "cifar10" / "test" / "ship").iterdir())[0]
     old = seeded.platform.encoders
-    new = Encoders(
+    unloadable = Encoders(
         image=Renamed(old.image, "renamed/image"), text=Renamed(old.text, "renamed/text")
     )
     with seeded.client("app") as client:
@@ -96,21 +100,27 @@ def test_queries_refuse_encoders_other_than_the_models(seeded: Api, shared_data:
         assert [r.status_code for r in before] == [200, 200, 200], [r.text for r in before]
         assert _predictions(seeded) == 3
 
-        _reencode(seeded, new)
+        # Encoders this process cannot load: 503 naming the encoder, nothing recorded (never
+        # an answer from the old encoders' embeddings).
+        _reencode(seeded, unloadable)
         refused = _queries(client, image)
-        assert [r.status_code for r in refused] == [409, 409, 409], [r.text for r in refused]
+        assert [r.status_code for r in refused] == [503, 503, 503], [r.text for r in refused]
         for response in refused:
-            detail = response.json()["detail"]
-            assert "renamed/image + renamed/text" in detail, detail
-            assert f"{old.image.name} + {old.text.name}" in detail, detail
-            assert "IMAGE_ENCODER" in detail and "restart" in detail, detail
+            assert "renamed/image" in response.json()["detail"]
         assert _predictions(seeded) == 3, "a refused query records nothing"
 
-        # The API restarted with the model's encoders answers again.
-        seeded.platform.__dict__["encoders"] = new
+        # A real other image encoder: the running API answers with it at once (no restart:
+        # each query takes the model's encoders from the database) and records them.
+        lite1 = Encoders(image=get_encoder("tf_efficientnet_lite1"), text=old.text)
+        _reencode(seeded, lite1)
         after = _queries(client, image)
         assert [r.status_code for r in after] == [200, 200, 200], [r.text for r in after]
         assert _predictions(seeded) == 6
+    with seeded.platform.sessions() as session:
+        recorded = session.execute(
+            text("SELECT DISTINCT image_encoder, model FROM predictions WHERE id > 3")
+        ).all()
+    assert [tuple(r) for r in recorded] == [(lite1.image.name, "default")]
 
 
 def test_eval_refuses_encoders_other_than_the_models(

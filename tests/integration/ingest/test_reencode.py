@@ -3,7 +3,6 @@ encoders, and (last test) the real worker behind `asifdb reencode --wait`."""
 
 import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from asifdb.db.session import make_engine
 from asifdb.errors import ConfigError, Conflict
 from asifdb.services import ingestion, licences, reencode
 from asifdb.services.model import Encoders
-from tests.samples import TEST_ROOTS, asifdb_cli, copy_samples
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.samples import TEST_ROOTS, asifdb_cli, copy_samples, solo_worker
 
 
 @pytest.fixture
@@ -337,15 +334,7 @@ def test_the_cli_reencodes_through_a_real_worker(
         return asifdb_cli(*args, env=env, timeout=600)
 
     source = _source(tmp_path / "wds", shared_data, 12)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo"]
-        + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
-        env=env,
-        cwd=ROOT,
-        stdout=(tmp_path / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with solo_worker(env, tmp_path / "worker.log"):
         assert cli("licenses", "create", "tiny").returncode == 0
         ingested = cli("ingest", str(source), "--license", "tiny")
         assert ingested.returncode == 0, ingested.stderr
@@ -369,9 +358,6 @@ def test_the_cli_reencodes_through_a_real_worker(
         done = reencode("tf_efficientnet_lite1")
         # Back to Lite0: every pair still holds its Lite0 embedding, so nothing is embedded.
         back = reencode("tf_efficientnet_lite0")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
     assert "re-encode 1 done: 12 of 12 pairs re-encoded, 0 without a blob" in done.stdout
     assert "re-encode 2 done: 12 of 12 pairs re-encoded, 0 without a blob" in back.stdout
     engine = make_engine(db_url)

@@ -5,7 +5,7 @@ API_HEAVY_CONCURRENCY requests at once; images, labels and templates are held to
 before any of it starts.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
@@ -44,8 +44,12 @@ async def classify(
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
+    model: Annotated[
+        str | None, Form(max_length=64, description="A named model (default: the default).")
+    ] = None,
 ) -> list[Classification]:
-    options = Options.of(platform.settings, k=k, p=p, aggregation=aggregation, method=method)
+    asked = {"k": k, "p": p, "aggregation": aggregation, "method": method}
+    Options.of(platform.settings, **asked)  # checked before any work is queued
     return await heavy.run(
         _classify,
         platform=platform,
@@ -55,7 +59,8 @@ async def classify(
         labels=labels,
         label_set=label_set,
         templates=template or templates,
-        options=options,
+        asked=asked,
+        model=model,
     )
 
 
@@ -68,18 +73,22 @@ def _classify(
     labels: list[str] | None,
     label_set: str | None,
     templates: list[str] | str | None,
-    options: Options,
+    asked: dict[str, Any],
+    model: str | None,
 ) -> list[Classification]:
     files = limits.read_images(images, field="images", most="images")
-    with platform.sessions.begin() as session:
+    handle = platform.model(model)
+    options = Options.of(platform.settings, **asked, model=handle.ref)
+    with platform.sessions() as session:  # read before the query's own snapshot begins
         candidates = labelsets.candidates(
             session, labels=labels, label_set=label_set, templates=templates
         )
-        limits.check_candidates(candidates.classes, candidates.templates)
+    limits.check_candidates(candidates.classes, candidates.templates)
+    with platform.sessions.begin() as session:
         return classify_service.classify(
             session,
-            live=platform.live,
-            encoders=platform.encoders,
+            live=handle.live,
+            encoders=handle.encoders,
             images=files,
             candidates=candidates,
             options=options,

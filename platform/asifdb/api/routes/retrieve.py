@@ -4,7 +4,7 @@ Texts and images are held to their limits, then the work runs off the event loop
 API_HEAVY_CONCURRENCY requests at once).
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
@@ -39,9 +39,14 @@ async def retrieve(
     top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
     k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
+    model: Annotated[
+        str | None, Form(max_length=64, description="A named model (default: the default).")
+    ] = None,
 ) -> Retrieval:
     limits.check_texts("text", [text] if text else [])
     limits.check_texts("candidate_texts", candidate_texts or [], most="candidate_texts")
+    asked = {"k": k, "p": p}
+    Options.of(platform.settings, **asked)  # checked before any work is queued
     return await heavy.run(
         _retrieve,
         platform=platform,
@@ -52,8 +57,9 @@ async def retrieve(
         text=text,
         candidate_texts=candidate_texts,
         candidate_images=candidate_images or [],
-        options=Options.of(platform.settings, k=k, p=p),
+        asked=asked,
         top=top,
+        model=model,
     )
 
 
@@ -67,18 +73,21 @@ def _retrieve(
     text: str | None,
     candidate_texts: list[str] | None,
     candidate_images: list[UploadFile],
-    options: Options,
+    asked: dict[str, Any],
     top: int,
+    model: str | None,
 ) -> Retrieval:
     [query_image] = limits.read_images([image], field="image", most="images") if image else [None]
     given_images = limits.read_images(
         candidate_images, field="candidate_images", most="candidate_images"
     )
+    handle = platform.model(model)
+    options = Options.of(platform.settings, **asked, model=handle.ref)
     with platform.sessions.begin() as session:
         return retrieve_service.retrieve(
             session,
-            live=platform.live,
-            encoders=platform.encoders,
+            live=handle.live,
+            encoders=handle.encoders,
             direction=direction,
             image=query_image,
             query_text=text,

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from asifdb import engine
 from asifdb.anchors.live import LiveModel, View
+from asifdb.db.session import snapshot
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.services.classify import Options
 
@@ -25,7 +26,7 @@ def check_k_p(k: int, p: float) -> None:
 
 
 def model_view(session: Session, live: LiveModel, *, least: int) -> View:
-    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    snapshot(session)
     view = live.view(session)
     if view.rows.size < least:
         raise Conflict(

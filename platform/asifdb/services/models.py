@@ -1,0 +1,202 @@
+"""Several models over one collection: the default one (`model_state`'s encoders, the
+settings' k and p, every pair, read through `usable_pairs`) and named ones (`models`: two
+encoders, k, p, every pair or one collection, read through `model_usable_pairs`).
+
+A named model is built by a re-encode job that writes its encoders' embeddings beside the
+default's (services/reencode.py, the workers): until the job ends it is `building` and answers
+nothing, and the default model's answers never change meanwhile. `resolve` is the one way a
+query names its model; a named model's definition never changes (a database trigger), so a
+prediction's model name always means the same encoders, k, p and pairs.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from asifdb.db.models import NamedModel, Reencode
+from asifdb.errors import Conflict, InvalidInput, NotFound
+from asifdb.schemas.models import ModelInfo
+from asifdb.services import audit, reencode
+from asifdb.services.model import Encoders, require_encoders
+from asifdb.settings import Settings
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a query runs on: the model's name (DEFAULT for the default one), its encoders and
+    its k and p (the defaults a request may override)."""
+
+    name: str
+    image_encoder: str | None
+    text_encoder: str | None
+    k: int
+    p: float
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT
+
+
+def resolve(session: Session, settings: Settings, name: str | None) -> ModelRef:
+    """The model a query names (None or "default": the default model); a named one must be
+    ready."""
+    if name is None or name == DEFAULT:
+        state = session.execute(
+            text("SELECT image_encoder, text_encoder FROM model_state WHERE id = 1")
+        ).one()
+        return ModelRef(DEFAULT, state.image_encoder, state.text_encoder, settings.k, settings.p)
+    named = session.get(NamedModel, name)
+    if named is None:
+        raise NotFound(f"no model {name!r}: `asifdb models list` shows them")
+    if named.status != "ready":
+        raise Conflict(
+            f"model {name!r} is {named.status}"
+            + (f" ({named.error})" if named.error else "")
+            + ": it answers once its build is done (`asifdb models list`)"
+        )
+    return ModelRef(named.name, named.image_encoder, named.text_encoder, named.k, named.p)
+
+
+def require(session: Session, model: str | None, encoders: Encoders) -> str:
+    """In the query's own snapshot: the model (None: the default) can answer with these
+    encoders (a Conflict naming the mismatch otherwise). Returns the name predictions record."""
+    if model is None or model == DEFAULT:
+        require_encoders(session, encoders)
+        return DEFAULT
+    named = session.get(NamedModel, model)
+    if named is None or named.status != "ready":
+        raise Conflict(f"model {model!r} is not ready: `asifdb models list`")
+    if (named.image_encoder, named.text_encoder) != (encoders.image.name, encoders.text.name):
+        raise Conflict(
+            f"model {model!r} is {named.image_encoder} + {named.text_encoder}, "
+            f"not {encoders.image.name} + {encoders.text.name}"
+        )
+    return named.name
+
+
+def add(
+    session: Session,
+    *,
+    name: str,
+    image_encoder: str,
+    text_encoder: str,
+    k: int,
+    p: float,
+    collection: str | None,
+    actor: str,
+    batch_size: int = reencode.DEFAULT_BATCH_SIZE,
+) -> Reencode:
+    """A new named model (encoders by canonical name), `building`, and the re-encode job that
+    builds its embeddings (the caller hands its batches to the workers)."""
+    if name == DEFAULT:
+        raise InvalidInput(f"{DEFAULT!r} is the default model's name: choose another")
+    if session.get(NamedModel, name) is not None:
+        raise Conflict(f"model {name!r} exists: a model's definition never changes")
+    from asifdb.services.classify import Options
+
+    Options(k=k, p=p).check()
+    session.add(
+        NamedModel(
+            name=name,
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            k=k,
+            p=p,
+            collection=collection,
+            created_by=actor,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="model.create",
+        target_type="model",
+        target_id=name,
+        details={
+            "encoders": [image_encoder, text_encoder],
+            "k": k,
+            "p": p,
+            "collection": collection,
+        },
+    )
+    return build(session, name=name, actor=actor, batch_size=batch_size)
+
+
+def build(
+    session: Session, *, name: str, actor: str, batch_size: int = reencode.DEFAULT_BATCH_SIZE
+) -> Reencode:
+    """A re-encode job that embeds, by the named model's encoders, every pair of its
+    collection that lacks them (all of them at first; later, the pairs added since)."""
+    named = session.get(NamedModel, name)
+    if named is None:
+        raise NotFound(f"no model {name!r}")
+    return reencode.start(
+        session,
+        image_encoder=named.image_encoder,
+        text_encoder=named.text_encoder,
+        actor=actor,
+        batch_size=batch_size,
+        model=name,
+        collection=named.collection,
+    )
+
+
+def list_models(session: Session, settings: Settings) -> list[ModelInfo]:
+    """Every model, the default first, with how many pairs each has and should have."""
+    default = resolve(session, settings, None)
+    usable = session.execute(text("SELECT count(*) FROM usable_pairs")).scalar_one()
+    out = [
+        ModelInfo(
+            name=DEFAULT,
+            default=True,
+            status="ready",
+            image_encoder=default.image_encoder,
+            text_encoder=default.text_encoder,
+            k=default.k,
+            p=default.p,
+            collection=None,
+            usable_pairs=usable,
+            expected_pairs=_expected(session, None),
+            error=None,
+            created_at=None,
+            ready_at=None,
+        )
+    ]
+    counts = dict(
+        session.execute(text("SELECT model, count(*) FROM model_usable_pairs GROUP BY model")).all()
+    )
+    for named in session.scalars(select(NamedModel).order_by(NamedModel.name)):
+        out.append(
+            ModelInfo(
+                name=named.name,
+                default=False,
+                status=named.status,
+                image_encoder=named.image_encoder,
+                text_encoder=named.text_encoder,
+                k=named.k,
+                p=named.p,
+                collection=named.collection,
+                usable_pairs=counts.get(named.name, 0),
+                expected_pairs=_expected(session, named.collection),
+                error=named.error,
+                created_at=named.created_at,
+                ready_at=named.ready_at,
+            )
+        )
+    return out
+
+
+def _expected(session: Session, collection: str | None) -> int:
+    """Pairs the default's rule admits (ready, not deleted, licence active) in `collection`."""
+    return session.execute(
+        text(
+            "SELECT count(*) FROM pairs p JOIN licenses l ON l.id = p.license_id "
+            "WHERE p.status = 'ready' AND p.deleted_at IS NULL AND l.status = 'active' "
+            "AND (CAST(:c AS text) IS NULL OR p.collection = :c)"
+        ),
+        {"c": collection},
+    ).scalar_one()

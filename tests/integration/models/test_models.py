@@ -1,0 +1,205 @@
+"""Several models over one collection (services/models.py): the real database, the real
+encoders. A named model of other widths is built beside the default one without changing the
+default's answers, then both answer side by side; a revocation leaves both at once; pairs added
+since a build join the named model when it is built again; a model's definition is fixed."""
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from asifdb.anchors.live import LiveModel
+from asifdb.blobs import BlobStore
+from asifdb.errors import Conflict
+from asifdb.schemas.predictions import Classification
+from asifdb.services import classify, ingestion, labelsets, licences, models, reencode
+from asifdb.services.model import Encoders
+from asifdb.settings import Settings
+from tests.samples import TEST_ROOTS, copy_samples
+
+LABELS = ["dog", "cat", "car", "tree", "building", "food"]
+
+
+class Narrow:
+    """A real image encoder whose rows are cut to 64 dimensions: a model of another width."""
+
+    name, modality, dim = "narrow-lite0", "image", 64
+
+    def __init__(self, encoder: object) -> None:
+        self._encoder = encoder
+
+    def embed_batch(self, items: list[bytes]) -> np.ndarray:
+        return self._encoder.embed_batch(items)[:, :64]
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory.begin() as session:
+        licences.create(session, name="kept", actor="test")
+        licences.create(session, name="withdrawn", actor="test")
+    return factory
+
+
+def _ingest(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    encoders: Encoders,
+    folder: Path,
+    shared_data: Path,
+    *,
+    licence: str,
+    n: int,
+    offset: int,
+) -> None:
+    folder.mkdir()
+    with tarfile.open(folder / "00000.tar", "w") as tar:
+        copy_samples(shared_data, tar, n, offset=offset)
+    with sessions.begin() as session:
+        job = ingestion.start_job(
+            session, roots=TEST_ROOTS, source=str(folder), license_name=licence, actor="test"
+        )
+        batches = ingestion.BATCHES.pending(session, job.id)
+    for batch_id in batches:
+        ingestion.process_batch(
+            sessions=sessions, blobs=blobs, encoders=encoders, batch_id=batch_id
+        )
+
+
+def _build(
+    sessions: sessionmaker[Session], blobs: BlobStore, encoders: Encoders, job_id: int
+) -> list[str]:
+    with sessions() as session:
+        batches = reencode.BATCHES.pending(session, job_id)
+    return [
+        reencode.process_batch(
+            sessions=sessions, blobs=blobs, encoders_for=lambda i, t: encoders, batch_id=b
+        ).status
+        for b in batches
+    ]
+
+
+def _classify(
+    sessions: sessionmaker[Session], live: LiveModel, encoders: Encoders, image: bytes, k: int
+) -> Classification:
+    with sessions.begin() as session:
+        [result] = classify.classify(
+            session,
+            live=live,
+            encoders=encoders,
+            images=[("query.jpg", image)],
+            candidates=labelsets.candidates(session, labels=LABELS, templates="default"),
+            options=classify.Options(k=k, p=8.0),
+            client="test",
+            channel="cli",
+        )
+    return result
+
+
+def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_both(
+    sessions: sessionmaker[Session], encoders: Encoders, shared_data: Path, tmp_path: Path
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, licence="kept", n=14, offset=0)
+    _ingest(
+        sessions, blobs, encoders, tmp_path / "b", shared_data, licence="withdrawn", n=6, offset=14
+    )
+    query = blobs.get(
+        sessions().execute(text("SELECT image_sha256 FROM pairs ORDER BY id LIMIT 1")).scalar_one()
+    )
+    narrow = Encoders(image=Narrow(encoders.image), text=encoders.text)
+    default_live, narrow_live = LiveModel(), LiveModel(model="narrow")
+    before = _classify(sessions, default_live, encoders, query, k=5)
+
+    with sessions.begin() as session:
+        job = models.add(
+            session,
+            name="narrow",
+            image_encoder=narrow.image.name,
+            text_encoder=narrow.text.name,
+            k=4,
+            p=8.0,
+            collection=None,
+            actor="steward",
+            batch_size=8,
+        )
+    # Building: the named model answers nothing, the default answers as before.
+    with pytest.raises(Conflict, match="building"), sessions() as session:
+        models.resolve(session, Settings(), "narrow")
+    statuses = _build(sessions, blobs, narrow, job.id)
+    assert statuses[-1] == "switched" and len(statuses) == 3
+    during = _classify(sessions, default_live, encoders, query, k=5)
+    assert (during.label, during.score, during.model) == (before.label, before.score, "default")
+
+    with sessions() as session:
+        ref = models.resolve(session, Settings(), "narrow")
+        listed = {m.name: m for m in models.list_models(session, Settings())}
+        widths = dict(session.execute(text("SELECT name, dim FROM encoders")).all())
+    assert (ref.k, ref.image_encoder) == (4, "narrow-lite0")
+    assert listed["narrow"].status == "ready" and listed["narrow"].usable_pairs == 20
+    assert widths["narrow-lite0"] == 64 and widths[encoders.image.name] == 1280
+    # Side by side: each model answers from its own embeddings, and records which it was.
+    named = _classify(sessions, narrow_live, narrow, query, k=4)
+    default = _classify(sessions, default_live, encoders, query, k=5)
+    assert named.model == "narrow" and default.model == "default"
+    assert named.usable_pairs == default.usable_pairs == 20
+    assert narrow_live.view(sessions()).anchors.image.shape == (20, 64)
+    with sessions() as session:
+        recorded = dict(
+            session.execute(
+                text("SELECT id, model FROM predictions WHERE id IN (:a, :b)"),
+                {"a": named.prediction_id, "b": default.prediction_id},
+            ).all()
+        )
+    assert recorded == {named.prediction_id: "narrow", default.prediction_id: "default"}
+    # The wrong encoders for a named model are refused in the query's own snapshot.
+    with pytest.raises(Conflict, match="narrow-lite0"):
+        _classify(sessions, narrow_live, encoders, query, k=4)
+
+    # A revocation: its pairs leave both models at the next query.
+    with sessions.begin() as session:
+        licences.revoke(session, licence="withdrawn", reason="withdrawn", actor="steward")
+        gone = set(
+            session.scalars(
+                text(
+                    "SELECT p.id FROM pairs p JOIN licenses l ON l.id = p.license_id "
+                    "WHERE l.name = 'withdrawn'"
+                )
+            )
+        )
+    for live, enc, k in ((narrow_live, narrow, 4), (default_live, encoders, 5)):
+        answer = _classify(sessions, live, enc, query, k=k)
+        assert answer.usable_pairs == 14
+        with sessions() as session:
+            carried = set(
+                session.scalars(
+                    text("SELECT pair_id FROM prediction_evidence WHERE prediction_id = :p"),
+                    {"p": answer.prediction_id},
+                )
+            )
+        assert carried and not carried & gone
+        assert not set(live.view(sessions()).pair_ids.tolist()) & gone
+
+    # Pairs added after the build: in the default model at once, in the named one once built.
+    _ingest(sessions, blobs, encoders, tmp_path / "c", shared_data, licence="kept", n=2, offset=20)
+    with sessions() as session:
+        listed = {m.name: m for m in models.list_models(session, Settings())}
+    assert (listed["default"].usable_pairs, listed["narrow"].usable_pairs) == (16, 14)
+    assert listed["narrow"].expected_pairs == 16
+    with sessions.begin() as session:
+        again = models.build(session, name="narrow", actor="steward")
+    _build(sessions, blobs, narrow, again.id)
+    with sessions() as session:
+        embedded = session.execute(
+            text("SELECT done, total FROM reencodes WHERE id = :r"), {"r": again.id}
+        ).one()
+    assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 16
+    assert tuple(embedded) == (22, 22)  # every ready pair, held or embedded now
+
+    # A model's definition never changes (a prediction's model name keeps its meaning).
+    with pytest.raises(IntegrityError, match="never changes"), sessions.begin() as session:
+        session.execute(text("UPDATE models SET k = 9 WHERE name = 'narrow'"))
