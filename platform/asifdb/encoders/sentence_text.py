@@ -42,7 +42,10 @@ class SentenceTextEncoder:
     def dim(self) -> int:
         """Embedding width; for a model not known in advance, this loads it."""
         if self._dim is None:
-            self._dim = self._load().get_sentence_embedding_dimension()
+            model = self._load()
+            # Renamed in sentence-transformers 5; the old name warns, then goes.
+            width = getattr(model, "get_embedding_dimension", None)
+            self._dim = width() if width else model.get_sentence_embedding_dimension()
         return self._dim
 
     def embed_batch(self, items: Sequence[str]) -> np.ndarray:

