@@ -18,7 +18,8 @@ console = Console(soft_wrap=True)
 def list_encoders(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Every known encoder, and the hub names that pass through."""
+    """Every known encoder (with the command that installs a missing one), and the name forms
+    of a local folder and of the hubs."""
     rows = listed()
     if as_json:
         sys.stdout.write(to_json(rows))
@@ -27,6 +28,9 @@ def list_encoders(
         offline = "[green]offline here[/]" if r.offline else "[red]not offline here[/]"
         width = f"{r.dim}-d" if r.dim else "its own width"
         console.print(f"[bold]{r.name}[/]  {r.modality}, {width}, {offline}")
-        console.print(f"    weights: {r.weights}")
+        size = f" ({r.size_mb} MB)" if r.size_mb else ""
+        console.print(f"    weights: {r.weights}{size}")
+        if r.install:
+            console.print(f"    install: {r.install}")
         if r.aliases:
             console.print(f"    short names: {', '.join(r.aliases)}")

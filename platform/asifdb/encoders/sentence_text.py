@@ -1,8 +1,9 @@
-"""Text encoders from sentence-transformers: the packaged all-MiniLM-L6-v2, or any model of the
-hub's `sentence-transformers/` namespace."""
+"""Text encoders from sentence-transformers: the packaged all-MiniLM-L6-v2 and all-mpnet-base-v2,
+a folder saved by `SentenceTransformer.save`, or any model of the hub's `sentence-transformers/`
+namespace."""
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -19,9 +20,16 @@ class SentenceTextEncoder:
     modality: Modality = "text"
 
     def __init__(
-        self, *, name: str, source: str, dim: int | None, device: str, batch_size: int | None
+        self,
+        *,
+        name: str,
+        source: str | Callable[[], str],
+        dim: int | None,
+        device: str,
+        batch_size: int | None,
     ) -> None:
-        """`source` is a local model folder or a hub id."""
+        """`source` is a local model folder or a hub id, or gives the folder on first load (a
+        model shipped in parts unpacks then, not when the encoder is named)."""
         self.name = name
         self._source = source
         self._dim = dim
@@ -34,7 +42,10 @@ class SentenceTextEncoder:
     def dim(self) -> int:
         """Embedding width; for a model not known in advance, this loads it."""
         if self._dim is None:
-            self._dim = self._load().get_sentence_embedding_dimension()
+            model = self._load()
+            # Renamed in sentence-transformers 5; the old name warns, then goes.
+            width = getattr(model, "get_embedding_dimension", None)
+            self._dim = width() if width else model.get_sentence_embedding_dimension()
         return self._dim
 
     def embed_batch(self, items: Sequence[str]) -> np.ndarray:
@@ -59,8 +70,9 @@ class SentenceTextEncoder:
         with self._lock:
             if self._model is None:
                 device = resolve_device(self._device)
+                source = self._source if isinstance(self._source, str) else self._source()
                 try:
-                    self._model = SentenceTransformer(self._source, device=str(device))
+                    self._model = SentenceTransformer(source, device=str(device))
                 except OSError as exc:
                     raise EncoderError(
                         f"cannot load text encoder {self.name!r}: it comes from the Hugging "

