@@ -57,6 +57,7 @@ def ingest_batch(self, batch_id: int) -> dict:  # noqa: ANN001
             sessions=platform.sessions,
             blobs=platform.blobs,
             encoders=platform.encoders,
+            encoders_for=runtime.encoders_for,
             batch_id=batch_id,
             limits=ingestion.read_limits(platform.settings),
             retries=ingestion.Retries.of(platform.settings),

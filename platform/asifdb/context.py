@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +17,7 @@ from asifdb.blobs import BlobStore, private_folder
 from asifdb.db import embedded, schema
 from asifdb.db.roles import Role
 from asifdb.db.session import check_reachable, database_url, make_engine, session_factory
-from asifdb.encoders import get_encoder
+from asifdb.encoders import Encoder, get_encoder
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings, get_settings
 
@@ -84,19 +84,24 @@ class Platform:
         )
 
     def encoders_of(self, image_encoder: str | None, text_encoder: str | None) -> Encoders:
-        """The encoders called so (canonical names), loaded once per process; the configured
-        ones where the names are theirs or not set yet (a model before its first pair)."""
+        """The encoders called so (canonical names), each loaded once per process; the
+        configured one where a name is its or not set yet (a model before its first pair)."""
         configured = self.encoders
-        names = (image_encoder or configured.image.name, text_encoder or configured.text.name)
-        if names == (configured.image.name, configured.text.name):
+        return Encoders(
+            image=self._encoder(image_encoder, configured.image),
+            text=self._encoder(text_encoder, configured.text),
+        )
+
+    def _encoder(self, name: str | None, configured: "Encoder[Any]") -> "Encoder[Any]":
+        if name is None or name == configured.name:
             return configured
         loaded = self.__dict__.setdefault("_encoders_by_name", {})
-        if names not in loaded:
-            cache = self.settings.data_dir / "cache" / "encoders"
-            loaded[names] = Encoders(
-                image=get_encoder(names[0], cache_dir=cache), text=get_encoder(names[1])
+        if name not in loaded:
+            # The OpenVINO build of an image encoder is cached here (ignored by text ones).
+            loaded[name] = get_encoder(
+                name, cache_dir=self.settings.data_dir / "cache" / "encoders"
             )
-        return loaded[names]
+        return loaded[name]
 
     def model(self, name: str | None = None) -> "ModelHandle":
         """What a query of the model called `name` (None: the default) runs on: the model as

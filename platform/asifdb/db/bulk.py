@@ -22,7 +22,8 @@ _TRAILER = b"\xff\xff"
 
 
 def stage_embeddings(session: Session, image: np.ndarray, text_emb: np.ndarray) -> str:
-    """COPY row i = (i, image[i], text_emb[i]) into STAGE, in the session's transaction.
+    """COPY row i = (i, image[i], text_emb[i]) into STAGE, in the session's transaction, in
+    place of what it held.
 
     Returns the table's name (columns `ord`, `image`, `text`). The table is temporary and
     `ON COMMIT DELETE ROWS`: nothing outlives the transaction, rolled back or committed.
@@ -35,6 +36,9 @@ def stage_embeddings(session: Session, image: np.ndarray, text_emb: np.ndarray) 
             "(ord int4, image halfvec, text halfvec) ON COMMIT DELETE ROWS"
         )
     )
+    # A transaction may stage more than once (a re-encode's last batch and its late pairs, a
+    # batch's embeddings by each model's encoders): each stage replaces the one before.
+    session.execute(text(f"TRUNCATE {STAGE}"))
     payload = _copy_stream(image, text_emb)
     driver = session.connection().connection.driver_connection
     statement = f"COPY {STAGE} (ord, image, text) FROM STDIN (FORMAT BINARY)"

@@ -41,9 +41,9 @@ from asifdb.ingest import (
 )
 from asifdb.schemas.pairs import BatchProblem, Reject
 from asifdb.schemas.pairs import Job as JobReport
-from asifdb.services import audit, batches, blob_refs, embeddings, licences, model
+from asifdb.services import audit, batches, blob_refs, embeddings, licences, model, models
 from asifdb.services.batches import BatchFailed
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, EncodersFor
 from asifdb.services.stage_timer import StageTimer
 from asifdb.settings import Settings
 
@@ -152,6 +152,7 @@ def process_batch(
     limits: Limits | None = None,
     retries: Retries | None = None,
     on_encoded: Callable[[], None] | None = None,
+    encoders_for: EncodersFor | None = None,
 ) -> BatchOutcome:
     """Turn one batch of source items into pairs, all in one transaction. Idempotent.
 
@@ -159,9 +160,13 @@ def process_batch(
     stored on the batch row (`timings`) and logged with the commit's. A failure on the batch's
     data is recorded and raised as BatchFailed; a lost connection is raised as it came (retry
     it); an AsifdbError (the source is gone, the encoders differ) is raised for the job to fail.
+
+    `encoders_for` (the workers'): the new pairs are embedded by every named model's encoders
+    too, so they join those models at once; without it a named model takes them at its next
+    `asifdb models build` (`models list` shows it behind).
     """
     try:
-        return _process_batch(sessions, blobs, encoders, batch_id, limits, on_encoded)
+        return _process_batch(sessions, blobs, encoders, batch_id, limits, on_encoded, encoders_for)
     except AsifdbError:
         raise
     except Exception as exc:
@@ -245,6 +250,7 @@ def _process_batch(
     batch_id: int,
     limits: Limits | None,
     on_encoded: Callable[[], None] | None,
+    encoders_for: EncodersFor | None = None,
 ) -> BatchOutcome:
     timer = StageTimer()
     with sessions() as session, session.begin():
@@ -270,7 +276,15 @@ def _process_batch(
             job.status = "running"
             job.started_at = func.now()
         outcome = _ingest(
-            session, job, batch, blobs, encoders, limits or Limits(), on_encoded, timer
+            session,
+            job,
+            batch,
+            blobs,
+            encoders,
+            limits or Limits(),
+            on_encoded,
+            timer,
+            encoders_for,
         )
         with timer.stage("database"):
             _finish_batch(session, job, batch, outcome)
@@ -314,6 +328,7 @@ def _ingest(
     limits: Limits,
     on_encoded: Callable[[], None] | None,
     timer: StageTimer,
+    encoders_for: EncodersFor | None = None,
 ) -> BatchOutcome:
     # The root checked when the job was made (jobs from before roots: the source's folder).
     root = Path(job.options.get("root") or Path(job.source).parent)
@@ -401,6 +416,17 @@ def _ingest(
                 text_=text_emb,
             )
             new_ids, refused = _insert_pairs(session, job, to_encode, staged)
+        if encoders_for is not None:
+            with timer.stage("encode_models"):
+                models.embed_new_pairs(
+                    session,
+                    collection=job.collection,
+                    pair_ids=new_ids,
+                    images=[v.for_encoder for _, v in to_encode],
+                    captions=[v.caption for _, v in to_encode],
+                    done={encoders.image.name: image_emb, encoders.text.name: text_emb},
+                    encoders_for=encoders_for,
+                )
         for (ordinal, valid), pair_id, why in zip(to_encode, new_ids, refused, strict=True):
             if why is not None:
                 items.append(

@@ -3,7 +3,7 @@
 Every change of the usable set calls `bump` in the same transaction (ARCHITECTURE invariant 3).
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Row, text
@@ -19,6 +19,10 @@ class Encoders:
 
     image: Encoder[ImageInput]
     text: Encoder[str]
+
+
+EncodersFor = Callable[[str, str], Encoders]
+"""Builds (or reuses) the encoders called (image name, text name); the worker supplies it."""
 
 
 def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> int:

@@ -9,16 +9,19 @@ query names its model; a named model's definition never changes (a database trig
 prediction's model name always means the same encoders, k, p and pairs.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from asifdb.db.models import NamedModel, Reencode
+from asifdb.encoders import ImageInput
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.schemas.models import ModelInfo
-from asifdb.services import audit, reencode
-from asifdb.services.model import Encoders, require_encoders
+from asifdb.services import audit, embeddings, reencode
+from asifdb.services.model import Encoders, EncodersFor, require_encoders
 from asifdb.settings import Settings
 
 DEFAULT = "default"
@@ -143,6 +146,53 @@ def build(
         model=name,
         collection=named.collection,
     )
+
+
+def embed_new_pairs(
+    session: Session,
+    *,
+    collection: str,
+    pair_ids: Sequence[int | None],
+    images: Sequence[ImageInput],
+    captions: Sequence[str],
+    done: dict[str, np.ndarray],
+    encoders_for: EncodersFor,
+) -> None:
+    """Pairs an ingestion batch just added (`pair_ids[i]`, None where it added none, from
+    `images[i]` and `captions[i]`) embedded by every named model's encoders that cover their
+    collection, in the batch's transaction, so they join those models with it. `done`: the
+    embeddings already made, by encoder name (the default's), reused rather than made again."""
+    rows = [(i, pid) for i, pid in enumerate(pair_ids) if pid is not None]
+    if not rows:
+        return
+    wanted = session.execute(
+        select(NamedModel.image_encoder, NamedModel.text_encoder)
+        .where(
+            NamedModel.status != "failed",
+            (NamedModel.collection.is_(None)) | (NamedModel.collection == collection),
+        )
+        .distinct()
+    ).all()
+    positions = [i for i, _ in rows]
+    made = {name: matrix[positions] for name, matrix in done.items()}  # row j: rows[j]
+    for image_name, text_name in wanted:
+        if image_name in done and text_name in done:
+            continue  # the batch's own encoders: stored with the pairs
+        encoders = encoders_for(image_name, text_name)
+        if image_name not in made:
+            made[image_name] = encoders.image.embed_batch([images[i] for i in positions])
+        if text_name not in made:
+            made[text_name] = encoders.text.embed_batch([captions[i] for i in positions])
+        staged = embeddings.stage(
+            session,
+            image_encoder=image_name,
+            image=made[image_name],
+            text_encoder=text_name,
+            text_=made[text_name],
+        )
+        embeddings.store(
+            session, staged, pair_ids=[pid for _, pid in rows], ords=list(range(len(rows)))
+        )
 
 
 def list_models(session: Session, settings: Settings) -> list[ModelInfo]:

@@ -10,7 +10,7 @@ batch is done in one transaction under a row lock: idempotent and resumable.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text, update
@@ -21,16 +21,13 @@ from asifdb.db.models import NamedModel, Reencode, ReencodeBatch
 from asifdb.errors import ConfigError, Conflict, NotFound
 from asifdb.schemas.encoders import ReencodeReport
 from asifdb.services import audit, batches, embeddings, model
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, EncodersFor
 from asifdb.services.stage_timer import StageTimer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 256
 _ACTIVE = ("queued", "running")
-
-EncodersFor = Callable[[str, str], Encoders]
-"""Builds (or reuses) the encoders called (image name, text name); the worker supplies it."""
 
 
 def canonical_names(*, image_encoder: str, text_encoder: str) -> tuple[str, str]:

@@ -54,6 +54,9 @@ def test_the_stage_empties_at_commit_and_at_rollback(engine: Engine) -> None:
         with session.begin():
             stage_embeddings(session, image[:2], texts[:2])
             assert session.execute(text(f"SELECT count(*) FROM {STAGE}")).scalar_one() == 2
+            # A second stage in the same transaction replaces the first (no row of it left).
+            stage_embeddings(session, image[:1] * 0.5, texts[:1])
+            assert session.execute(text(f"SELECT count(*) FROM {STAGE}")).scalar_one() == 1
 
 
 def test_any_width_stages_and_a_non_finite_value_fails_the_copy(engine: Engine) -> None:

@@ -55,6 +55,7 @@ def _ingest(
     licence: str,
     n: int,
     offset: int,
+    encoders_for: object = None,
 ) -> None:
     folder.mkdir()
     with tarfile.open(folder / "00000.tar", "w") as tar:
@@ -66,7 +67,11 @@ def _ingest(
         batches = ingestion.BATCHES.pending(session, job.id)
     for batch_id in batches:
         ingestion.process_batch(
-            sessions=sessions, blobs=blobs, encoders=encoders, batch_id=batch_id
+            sessions=sessions,
+            blobs=blobs,
+            encoders=encoders,
+            batch_id=batch_id,
+            encoders_for=encoders_for,
         )
 
 
@@ -199,6 +204,31 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
         ).one()
     assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 16
     assert tuple(embedded) == (22, 22)  # every ready pair, held or embedded now
+
+    # A worker (it can load every model's encoders) embeds new pairs for the named models too:
+    # they join both models with the batch, no build needed.
+    _ingest(
+        sessions,
+        blobs,
+        encoders,
+        tmp_path / "d",
+        shared_data,
+        licence="kept",
+        n=3,
+        offset=22,
+        encoders_for=lambda image, text_: narrow,
+    )
+    with sessions() as session:
+        listed = {m.name: m for m in models.list_models(session, Settings())}
+        wide = session.execute(
+            text(
+                "SELECT count(*) FROM pair_embeddings e JOIN encoders c ON c.name = e.encoder "
+                "WHERE e.encoder = 'narrow-lite0' AND c.dim = 64"
+            )
+        ).scalar_one()
+    assert (listed["default"].usable_pairs, listed["narrow"].usable_pairs) == (19, 19)
+    assert wide == 25
+    assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 19
 
     # A model's definition never changes (a prediction's model name keeps its meaning).
     with pytest.raises(IntegrityError, match="never changes"), sessions.begin() as session:
