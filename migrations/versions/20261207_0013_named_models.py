@@ -5,7 +5,8 @@ Revises: 0012
 Create Date: 2026-12-07 16:00:00
 
 A model is two encoders, k, p and which pairs (all, or one collection). The default model is
-what it was (`model_state`'s encoders, the settings' k and p, read through `usable_pairs`);
+what it was (`model_state`'s encoders, read through `usable_pairs`), with k and p of its own
+once a named model is made the default (`model_state.k`, `p`; NULL: the settings');
 `models` holds the others, each built by a re-encode job (`reencodes.model`) that writes its
 encoders' embeddings beside the default's, then `ready`. `model_usable_pairs` is the one
 definition of a usable pair of a named model: the default's rule (ready, not deleted, licence
@@ -83,6 +84,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_models")),
     )
     op.add_column("reencodes", sa.Column("model", sa.Text(), nullable=True))
+    op.add_column(
+        "reencodes",
+        sa.Column("make_default", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.add_column("model_state", sa.Column("k", sa.Integer(), nullable=True))
+    op.add_column("model_state", sa.Column("p", sa.Float(), nullable=True))
     op.create_foreign_key(
         op.f("fk_reencodes_model_models"), "reencodes", "models", ["model"], ["name"]
     )
@@ -101,4 +108,7 @@ def downgrade() -> None:
     op.drop_column("predictions", "model")
     op.drop_constraint(op.f("fk_reencodes_model_models"), "reencodes", type_="foreignkey")
     op.drop_column("reencodes", "model")
+    op.drop_column("reencodes", "make_default")
+    op.drop_column("model_state", "k")
+    op.drop_column("model_state", "p")
     op.drop_table("models")

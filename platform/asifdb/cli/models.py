@@ -1,4 +1,4 @@
-"""`asifdb models`: several models over one collection (list, add, build).
+"""`asifdb models`: several models over one collection (list, add, build, default).
 
 Registered on the `asifdb` app in cli/main.py; parses, calls `services.models` / `submit`,
 renders. A model's build runs through the workers like a re-encode (`asifdb reencode`
@@ -81,6 +81,17 @@ def build(
 ) -> None:
     """Embed, by a named model's encoders, the pairs it lacks (those added since its build)."""
     _submit(name, wait, batch_size=batch_size)
+
+
+@app.command()
+def default(
+    name: Annotated[str, typer.Argument()],
+    batch_size: BatchSize = reencode_service.DEFAULT_BATCH_SIZE,
+    wait: Wait = False,
+) -> None:
+    """Make a ready named model the default (its encoders, k and p), in one switch; queries
+    follow at once (no restart). Then set IMAGE_ENCODER / TEXT_ENCODER for the workers."""
+    _submit(name, wait, batch_size=batch_size, make_default=True)
 
 
 def _submit(name: str, wait: bool, **options: object) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     FetchedValue,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -90,6 +92,10 @@ class ModelState(Base):
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     image_encoder: Mapped[str | None] = mapped_column(Text)
     text_encoder: Mapped[str | None] = mapped_column(Text)
+    # The default model's k and p since a named model was made the default (None: the
+    # settings' K and P).
+    k: Mapped[int | None] = mapped_column(Integer)
+    p: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = _now()
 
 
@@ -329,6 +335,8 @@ class Reencode(Base):
     # The named model whose embeddings this job builds (it then becomes ready; the default's
     # encoders stay), or None: a switch of the default model's encoders at the end.
     model: Mapped[str | None] = mapped_column(ForeignKey("models.name"))
+    # Its end makes `model` the default model (its encoders, k and p) rather than only ready.
+    make_default: Mapped[bool] = mapped_column(Boolean, server_default=false())
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     total: Mapped[int] = mapped_column(Integer, server_default="0")
     done: Mapped[int] = mapped_column(Integer, server_default="0")

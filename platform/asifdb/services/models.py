@@ -48,9 +48,15 @@ def resolve(session: Session, settings: Settings, name: str | None) -> ModelRef:
     ready."""
     if name is None or name == DEFAULT:
         state = session.execute(
-            text("SELECT image_encoder, text_encoder FROM model_state WHERE id = 1")
+            text("SELECT image_encoder, text_encoder, k, p FROM model_state WHERE id = 1")
         ).one()
-        return ModelRef(DEFAULT, state.image_encoder, state.text_encoder, settings.k, settings.p)
+        return ModelRef(
+            DEFAULT,
+            state.image_encoder,
+            state.text_encoder,
+            settings.k if state.k is None else state.k,
+            settings.p if state.p is None else state.p,
+        )
     named = session.get(NamedModel, name)
     if named is None:
         raise NotFound(f"no model {name!r}: `asifdb models list` shows them")
@@ -193,6 +199,33 @@ def embed_new_pairs(
         embeddings.store(
             session, staged, pair_ids=[pid for _, pid in rows], ords=list(range(len(rows)))
         )
+
+
+def make_default(
+    session: Session, *, name: str, actor: str, batch_size: int = reencode.DEFAULT_BATCH_SIZE
+) -> Reencode:
+    """The re-encode job whose end makes the named model the default (its encoders, k and p):
+    it embeds only the pairs that lack its encoders' embeddings (none, for a model built over
+    every pair), then switches in one transaction; queries follow without a restart."""
+    named = session.get(NamedModel, name)
+    if named is None:
+        raise NotFound(f"no model {name!r}")
+    if named.status != "ready":
+        raise Conflict(f"model {name!r} is {named.status}: only a ready model can be the default")
+    if named.collection is not None:
+        raise InvalidInput(
+            f"model {name!r} covers collection {named.collection!r} only, and the default model "
+            "covers every pair: add a model over every pair to make it the default"
+        )
+    return reencode.start(
+        session,
+        image_encoder=named.image_encoder,
+        text_encoder=named.text_encoder,
+        actor=actor,
+        batch_size=batch_size,
+        model=name,
+        make_default=True,
+    )
 
 
 def list_models(session: Session, settings: Settings) -> list[ModelInfo]:

@@ -51,12 +51,14 @@ def start(
     batch_size: int = DEFAULT_BATCH_SIZE,
     model: str | None = None,
     collection: str | None = None,
+    make_default: bool = False,
 ) -> Reencode:
     """Plan the re-encode of every ready pair by the named encoders (canonical names).
 
     `model`: the named model (services/models.py) whose embeddings this builds, over its
     `collection` (None: every pair); at the end it becomes ready and the default model keeps
-    its encoders. Without it, the end switches the default model to these encoders. Refuses
+    its encoders; with `make_default`, the end makes it the default model (its encoders, k and
+    p). Without a model, the end switches the default model to these encoders. Refuses
     while another re-encode is unfinished. With no pairs, ends at once.
     """
     active = session.scalar(select(Reencode.id).where(Reencode.status.in_(_ACTIVE)))
@@ -82,6 +84,7 @@ def start(
         total=len(pair_ids),
         created_by=actor,
         model=model,
+        make_default=make_default,
     )
     session.add(job)
     session.flush()
@@ -100,6 +103,7 @@ def start(
             "to": [image_encoder, text_encoder],
             "pairs": len(pair_ids),
             "model": model,
+            "make_default": make_default,
         },
     )
     if not pair_ids:
@@ -297,14 +301,26 @@ def _switch(
         job.total += len(late)
         job.done += encoded
         job.missing += missing
-    if job.model is not None:
+    if job.model is not None and not job.make_default:
         _model_ready(session, job, timer)
         return
     with timer.stage("switch"):
         before = set(session.scalars(text("SELECT id FROM usable_pairs")))
+        # A named model made the default brings its k and p; a plain re-encode keeps them.
+        named = session.get(NamedModel, job.model) if job.model else None
         session.execute(
-            text("UPDATE model_state SET image_encoder = :i, text_encoder = :t WHERE id = 1"),
-            {"i": job.image_encoder, "t": job.text_encoder},
+            text(
+                "UPDATE model_state SET image_encoder = :i, text_encoder = :t, "
+                "k = CASE WHEN :named THEN :k ELSE k END, "
+                "p = CASE WHEN :named THEN :p ELSE p END WHERE id = 1"
+            ),
+            {
+                "i": job.image_encoder,
+                "t": job.text_encoder,
+                "named": named is not None,
+                "k": named.k if named else None,
+                "p": named.p if named else None,
+            },
         )
         after = set(session.scalars(text("SELECT id FROM usable_pairs")))
         # Pairs whose blob was missing have no embedding by the new encoders: with them they
@@ -329,6 +345,7 @@ def _switch(
             details={
                 "from": [job.from_image_encoder, job.from_text_encoder],
                 "to": [job.image_encoder, job.text_encoder],
+                "model": job.model,
                 "pairs": job.done,
                 "missing_blobs": job.missing,
                 "no_longer_usable": len(before - after),

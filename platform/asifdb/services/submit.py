@@ -101,12 +101,16 @@ def model_job(
     k: int | None = None,
     p: float | None = None,
     collection: str | None = None,
+    make_default: bool = False,
 ) -> Submitted:
     """A named model's build: with encoders, a new model (`services.models.add`; k and p
-    default to the settings'); without, the catch-up build of an existing one. Its batches are
-    sent to the workers."""
+    default to the settings'); without, the catch-up build of an existing one, or with
+    `make_default` the job that makes it the default model. Its batches are sent to the
+    workers."""
     with platform.sessions.begin() as session:
-        if image_encoder is None or text_encoder is None:
+        if make_default:
+            job = models.make_default(session, name=name, actor=actor, batch_size=batch_size)
+        elif image_encoder is None or text_encoder is None:
             job = models.build(session, name=name, actor=actor, batch_size=batch_size)
         else:
             image_name, text_name = reencode.canonical_names(

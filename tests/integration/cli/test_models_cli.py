@@ -60,3 +60,16 @@ def test_a_named_model_is_built_by_the_worker_and_answers_beside_the_default(
     assert (answers[None]["model"], answers[None]["k"]) == ("default", 800)
     unknown = cli("classify", str(image), "--labels", "cat,dog", "--model", "nope")
     assert unknown.returncode != 0 and "no model 'nope'" in unknown.stdout + unknown.stderr
+
+    # One command makes it the default (the worker finds nothing to embed, then switches); the next
+    # classify, a new process with the same settings, answers with its encoders, k and p.
+    with solo_worker(env, tmp_path / "worker2.log"):
+        switched = cli("models", "default", "lite1", "--wait")
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    listed = {m["name"]: m for m in json.loads(cli("models", "list", "--json").stdout)}
+    assert listed["default"]["image_encoder"] == listed["lite1"]["image_encoder"]
+    done = cli("classify", str(image), "--labels", "cat,dog,car", "--json")
+    assert done.returncode == 0, done.stderr
+    [after] = json.loads(done.stdout)
+    assert (after["model"], after["k"]) == ("default", 5)
+    assert after["scores"] == answers["lite1"]["scores"], "the same model as lite1"

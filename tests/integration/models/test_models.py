@@ -230,6 +230,20 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
     assert wide == 25
     assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 19
 
+    # Made the default: one switch, nothing embedded again (every pair holds its embeddings);
+    # the default model is now its encoders, k and p, and the old encoders are refused.
+    with sessions.begin() as session:
+        switch = models.make_default(session, name="narrow", actor="steward")
+    assert _build(sessions, blobs, narrow, switch.id)[-1] == "switched"
+    with sessions() as session:
+        now = models.resolve(session, Settings(), None)
+    assert (now.image_encoder, now.k, now.p) == ("narrow-lite0", 4, 8.0)
+    switched = _classify(sessions, default_live, narrow, query, k=now.k)
+    assert (switched.model, switched.usable_pairs) == ("default", 19)
+    assert default_live.view(sessions()).anchors.image.shape[1] == 64
+    with pytest.raises(Conflict, match="narrow-lite0"):
+        _classify(sessions, default_live, encoders, query, k=5)
+
     # A model's definition never changes (a prediction's model name keeps its meaning).
     with pytest.raises(IntegrityError, match="never changes"), sessions.begin() as session:
         session.execute(text("UPDATE models SET k = 9 WHERE name = 'narrow'"))
