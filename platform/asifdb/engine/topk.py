@@ -4,6 +4,7 @@ relative_representation and LiveCaptionReps call it; the anchors module picks it
 """
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -18,11 +19,23 @@ SCAN_DTYPES = (*STORAGE_DTYPES, torch.int8)
 # Columns per block in the scan filter: the k-th largest block maximum bounds the k-th largest
 # value from below, and whole blocks under the bound are skipped without looking inside.
 _BLOCK = 64
+_MIN_BLOCK = 4
 _QUERY_BATCH = 256
 # Below this many similarities a threaded torch reduction loses to numpy: each torch call
 # waits on the thread pool, milliseconds on a busy machine.
 _THREADED = 1 << 20
 _NO_KEY = np.iinfo(np.int64).max
+# ExactTopK.scan_plan's cost model: bytes per scanned value; what an anchor let through the
+# scan's bound costs against one streamed float32 row (measured: a reranked row about 1.9 us,
+# gathered and summed in numpy, a streamed one 0.12 us in torch.mv, 20k x 1280 anchors, AMX
+# Xeon); how often a copy found too costly is tried again.
+_SCAN_BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.int8: 1}
+_GATHER_COST = 16.0
+_RETRY_EVERY = 64
+# The float32 rerank: rows per gather (1.3 MB at d = 1280: they stay in the core's L2), and
+# the (queries x pooled anchors) above which it runs on torch's thread count.
+_RERANK_TILE = 128
+_RERANK_THREADED = 1 << 9
 
 
 class TopK(Protocol):
@@ -49,6 +62,9 @@ class ExactTopK:
     docs/benchmarks-engine.md), so keep the float32 default there. `scan_dtype` int8 keeps
     each anchor row as int8 times one float scale (a quarter of the bytes read, integer dot
     products) and reranks on float32: again exactly float32's results, for 1.25x the memory.
+    Which copy a search scans is chosen per search (`scan_plan`): the scan copy, unless its
+    bound let so many anchors through to the rerank last time (int8 on real embeddings, whose
+    cosines pack in a narrow band) that the float32 rows cost less; same results either way.
     `ids` (n,) int64 are the keys `search` returns (default: row positions); ties in
     similarity go to the smaller key.
 
@@ -97,6 +113,10 @@ class ExactTopK:
         # largest L2 distance between a stored row and its scanned image (the bound uses it).
         self._scales: list[torch.Tensor] = []
         self._quantisation_error = 0.0
+        # What the last full scan of the scan copy let through beyond k, per anchor scanned
+        # (None: not scanned yet), and full scans since: `_plan` reads both.
+        self._excess: float | None = None
+        self._since_tried = 0
         self._n = 0
         self._ids = np.empty(0, dtype=np.int64)
         self._usable = np.empty(0, dtype=bool)
@@ -172,19 +192,28 @@ class ExactTopK:
         return index
 
     def search(
-        self, queries: ArrayLike, k: int, *, usable: np.ndarray | None = None
+        self,
+        queries: ArrayLike,
+        k: int,
+        *,
+        usable: np.ndarray | None = None,
+        scan: torch.dtype | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(n, d) queries -> keys (n, k') int64, similarities (n, k') float32; k' = min(k, usable).
 
         Rows sorted by similarity descending, ties by key ascending. Queries are L2-normalised.
         `usable` (stored rows,) bool, in storage order, replaces the index's own usable flags
-        for this search only (a reader's snapshot; the index is not changed).
+        for this search only (a reader's snapshot; the index is not changed). `scan`: which
+        copy to scan, `dtype` or `scan_dtype` (default: the one `scan_plan` picks); results
+        are the same whichever it is.
         """
         q = self._queries(queries)
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
+        if scan is not None and scan not in (self._dtype, self._scan_dtype):
+            raise ValueError(f"scan must be {self._dtype} or {self._scan_dtype}, not {scan}")
         if usable is None:
-            positions, sims = self._top(q, min(k, self._require_usable()))
+            positions, sims = self._top(q, min(k, self._require_usable()), forced=scan)
             return self._keys(positions), sims
         usable = np.asarray(usable, dtype=bool)
         if usable.shape != (self._n,):
@@ -192,8 +221,32 @@ class ExactTopK:
         n_usable = int(usable.sum())
         if n_usable == 0:
             raise ValueError("no usable anchors: every anchor is revoked")
-        positions, sims = self._top(q, min(k, n_usable), usable=usable)
+        positions, sims = self._top(q, min(k, n_usable), usable=usable, forced=scan)
         return self._keys(positions), sims
+
+    def scan_plan(self) -> torch.dtype:
+        """The copy the next full search scans: the scan copy (`scan_dtype`), unless its last
+        full scan let so many anchors through its error bound to the float32 rerank that
+        scanning the stored rows costs less (then every _RETRY_EVERY-th search tries the copy
+        again, so a collection whose similarities spread out gets it back).
+
+        Cost, in passes over the stored float32 rows: bytes read relative to float32, plus
+        _GATHER_COST per anchor let through beyond k, as a fraction of the anchors scanned (a
+        gathered float32 row costs about that many streamed ones: docs/benchmarks-engine.md).
+        """
+        copy = self._scan_dtype
+        if copy == self._dtype or self._excess is None:
+            return copy
+        cost = _SCAN_BYTES[copy] / 4 + _GATHER_COST * self._excess
+        if cost < 1 or self._since_tried >= _RETRY_EVERY:
+            return copy
+        return self._dtype
+
+    def _plan(self) -> torch.dtype:
+        chosen = self.scan_plan()
+        if chosen != self._scan_dtype:
+            self._since_tried += 1
+        return chosen
 
     def add(self, ids: np.ndarray, anchors: ArrayLike) -> None:
         """Store new anchors (n, d) under new keys `ids` (n,); they are usable at once."""
@@ -271,12 +324,14 @@ class ExactTopK:
         floor: np.ndarray | None = None,
         among: np.ndarray | None = None,
         usable: np.ndarray | None = None,
+        forced: torch.dtype | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of unit float32 queries `q` (n, d): positions (n, k) and similarities.
 
         `among` (sorted storage positions) restricts the scan to those anchors; `usable` (a
         mask over storage) replaces the usable flags; `floor` (n,) drops, per row, anchors
-        less similar than it. Missing hits are position -1, -inf.
+        less similar than it; `forced` names the copy to scan (else `_plan` picks). Missing
+        hits are position -1, -inf.
         """
         out_pos = np.empty((len(q), k), dtype=np.int64)
         out_sim = np.empty((len(q), k), dtype=np.float32)
@@ -288,7 +343,13 @@ class ExactTopK:
                 if floor is None
                 else np.asarray(floor[start:stop], dtype=np.float64)
             )
-            pool = np.sort(self._scan(qb, k, low, among, usable), axis=1)
+            scan = forced or (self._plan() if among is None else self._scan_dtype)
+            pool = np.sort(self._scan(qb, k, low, among, usable, scan), axis=1)
+            if among is None and scan != self._dtype:
+                n_scanned = self._n if usable is None else int(usable.sum())
+                passed = float((pool >= 0).sum(axis=1).mean())
+                self._excess = max(0.0, passed - k) / max(n_scanned, 1)
+                self._since_tried = 0
             fine = self._fine(qb, pool)
             fine = np.where(fine >= low[:, None], fine, -np.inf)
             pos = np.where(np.isfinite(fine), pool, -1)
@@ -308,14 +369,14 @@ class ExactTopK:
 
     # --- the scan --------------------------------------------------------------------------
 
-    def _bound(self, q: torch.Tensor, qs: torch.Tensor) -> "_ScanBound":
-        """How far the scan's similarity of unit queries `q` (run as `qs`) can be from exact."""
+    def _bound(self, q: torch.Tensor, qs: torch.Tensor, scan: torch.dtype) -> "_ScanBound":
+        """How far a `scan` similarity of unit queries `q` (run as `qs`) can be from exact."""
         u32 = 2.0**-24
         gamma = self._dim * u32 / (1 - self._dim * u32)  # float32 sum of d products
         # Both the scan and the rerank sum d float32 products: each is within gamma + u32
         # of the exact dot product (|q| = |a| = 1), so within twice that of each other.
         exact_matmul = torch.get_float32_matmul_precision() == "highest"
-        if self._scan_dtype == torch.int8:
+        if scan == torch.int8:
             # scan = s_q s_a (q8 . a8), with q = s_q q8 + e_q and a = s_a a8 + e_a, so
             # |q . a - scan| <= |e_q| + |e_a| + |e_q||e_a| (unit q, a) before rounding; the
             # int32 dot is exact, its conversion and two scalings round by 3 u32 relative.
@@ -324,10 +385,10 @@ class ExactTopK:
             ).numpy()
             e_a = self._quantisation_error
             return _ScanBound(1.01 * (e_q + e_a + e_q * e_a + gamma + u32), 4 * u32)
-        if self._scan_dtype == torch.float32 and exact_matmul:
+        if scan == torch.float32 and exact_matmul:
             return _ScanBound(np.full(len(q), 2.02 * (gamma + u32)), 0.0)
         u16 = 2.0**-8
-        if self._scan_dtype == torch.float32:
+        if scan == torch.float32:
             # float32 matmuls allowed to round both operands to bfloat16 internally.
             rounding = np.full(len(q), 2 * u16)
         else:
@@ -346,8 +407,10 @@ class ExactTopK:
         floor: np.ndarray,
         among: np.ndarray | None,
         usable: np.ndarray | None = None,
+        scan: torch.dtype | None = None,
     ) -> np.ndarray:
-        """Positions (b, P) (-1 padded) holding every anchor that can be in the exact top-k.
+        """Positions (b, P) (-1 padded) holding every anchor that can be in the exact top-k,
+        scanning the copy of dtype `scan` (the scan copy or the stored rows; default the copy).
 
         Keeps anchors whose scan similarity could still beat the exact k-th best, given the
         scan's error bound. The k-th best is bounded from below by the k-th largest block
@@ -356,18 +419,19 @@ class ExactTopK:
         costs milliseconds apiece on a busy machine.
         """
         b = len(q)
-        integer = self._scan_dtype == torch.int8
-        qs = _quantise(q)[:2] if integer else q.to(self._scan_dtype)
-        bound = self._bound(q, qs)
+        scan = scan or self._scan_dtype
+        integer = scan == torch.int8
+        qs = _quantise(q)[:2] if integer else q.to(scan)
+        bound = self._bound(q, qs, scan)
         low = bound.lowest_scan(floor)
         tau = np.full(b, -np.inf)
         pool_c = np.empty((b, 0), dtype=np.float32)
         pool_p = np.empty((b, 0), dtype=np.int64)
         # One buffer for all chunks: fresh multi-MB tensors cost a page fault per 4 KiB.
         width = min(self._chunk, self._n)
-        buffer = torch.empty(b * width, dtype=torch.float32 if integer else self._scan_dtype)
+        buffer = torch.empty(b * width, dtype=torch.float32 if integer else scan)
         dots = torch.empty(b * width, dtype=torch.int32) if integer else None
-        for rows, scales, positions, revoked in self._chunks(among, usable):
+        for rows, scales, positions, revoked in self._chunks(among, usable, scan):
             sims = buffer[: b * len(rows)].view(b, len(rows))
             if dots is not None:
                 products = dots[: b * len(rows)].view(b, len(rows))
@@ -393,25 +457,27 @@ class ExactTopK:
         return pool_p
 
     def _chunks(
-        self, among: np.ndarray | None, usable: np.ndarray | None = None
+        self, among: np.ndarray | None, usable: np.ndarray | None, scan: torch.dtype
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, np.ndarray, torch.Tensor | None]]:
         """(anchor rows, their int8 scales or None, their storage positions, revoked columns)
-        for each chunk scanned."""
+        for each chunk scanned, from the copy of dtype `scan`."""
+        copy = self._scan_blocks if scan == self._scan_dtype else self._blocks
+        with_scales = scan == torch.int8
         if among is None:
-            for i, block in enumerate(self._scan_blocks):
+            for i, block in enumerate(copy):
                 start = i * self._chunk
                 if usable is None:
                     revoked = self._revoked(i)
                 else:
                     cols = np.flatnonzero(~usable[start : start + len(block)])
                     revoked = torch.from_numpy(cols) if len(cols) else None
-                scales = self._scales[i] if self._scales else None
+                scales = self._scales[i] if with_scales else None
                 yield block, scales, np.arange(start, start + len(block)), revoked
             return
         for start in range(0, len(among), self._chunk):
             positions = among[start : start + self._chunk]
-            scales = self._gather(positions, self._scales) if self._scales else None
-            yield self._gather(positions, self._scan_blocks), scales, positions, None
+            scales = self._gather(positions, self._scales) if with_scales else None
+            yield self._gather(positions, copy), scales, positions, None
 
     def _revoked(self, block: int) -> torch.Tensor | None:
         if block not in self._revoked_cols:
@@ -426,32 +492,31 @@ class ExactTopK:
 
         One (query, anchor) pair always gets the same value: float32 products summed along d
         by numpy's pairwise row sum, whose order depends on d only, not on how many rows,
-        chunks or queries share the call (a BLAS matmul gives no such promise).
+        chunks, queries or threads share the call (a BLAS matmul gives no such promise).
         """
         b, width = positions.shape
         out = np.full((b, width), -np.inf, dtype=np.float32)
         blocks = [_raw(block) for block in self._blocks]
-        starts = np.arange(1, len(blocks)) * self._chunk
         q_np = q.numpy()
-        # Reused per query: fresh multi-MB arrays cost a page fault per 4 KiB.
-        rows = np.empty((width, self._dim), dtype=blocks[0].dtype)
-        products = np.empty((width, self._dim), dtype=np.float32)
-        for i in range(b):
-            first = int(np.searchsorted(positions[i], 0))  # -1 pads sort first
-            pos = positions[i, first:]
-            m = len(pos)
-            # Sorted positions: each block's rows land in one contiguous slice of `rows`.
-            cuts = [0, *np.searchsorted(pos, starts).tolist(), m]
-            for block, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
-                if hi > lo:
-                    local = pos[lo:hi] - block * self._chunk
-                    np.take(blocks[block], local, axis=0, out=rows[lo:hi], mode="clip")
-            if rows.dtype == np.int16:  # bfloat16 bits: the top half of a float32
-                np.left_shift(rows[:m], 16, out=products[:m].view(np.int32), dtype=np.int32)
-                np.multiply(products[:m], q_np[i], out=products[:m])
-            else:
-                np.multiply(rows[:m], q_np[i], out=products[:m])
-            out[i, first:] = products[:m].sum(axis=1)
+        firsts = (positions < 0).sum(axis=1)  # -1 pads sort first
+        tiles = [
+            (i, lo, min(lo + _RERANK_TILE, width))
+            for i in range(b)
+            for lo in range(int(firsts[i]), width, _RERANK_TILE)
+        ]
+        threads = min(max(1, torch.get_num_threads()), len(tiles))
+        if threads <= 1 or b * width < _RERANK_THREADED:
+            _fine_tiles(blocks, self._chunk, q_np, positions, out, tiles)
+            return out
+        # numpy releases the GIL in take, multiply and sum: the tiles split across threads.
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [
+                pool.submit(
+                    _fine_tiles, blocks, self._chunk, q_np, positions, out, tiles[i::threads]
+                )
+                for i in range(threads)
+            ]:
+                done.result()
         return out
 
     def _gather(self, positions: np.ndarray, copy: list[torch.Tensor]) -> torch.Tensor:
@@ -571,15 +636,21 @@ def _chunk_candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns of `sims` (b, L) that may hold a top-k anchor: padded (b, m) values, columns."""
     b, length = sims.shape
-    n_blocks = length // _BLOCK
-    rest = n_blocks * _BLOCK
+    width = _BLOCK
+    if not np.isfinite(tau).all():
+        # The first chunk seen: blocks small enough that k of their maxima bound the k-th
+        # best (a partition of the whole chunk, on one core, costs more than this pass).
+        while width > _MIN_BLOCK and length // width < k:
+            width //= 2
+    n_blocks = length // width
+    rest = n_blocks * width
     raw = (sims.view(torch.int16) if sims.dtype == torch.bfloat16 else sims).numpy()
     maxima = None
     if n_blocks and b * length >= _THREADED:
         # The one pass over the whole chunk: torch's vectorised, threaded reduction.
-        maxima = sims[:, :rest].view(b, n_blocks, _BLOCK).amax(2).to(torch.float32).numpy()
+        maxima = sims[:, :rest].view(b, n_blocks, width).amax(2).to(torch.float32).numpy()
     elif n_blocks:
-        maxima = _float32(raw[:, :rest]).reshape(b, n_blocks, _BLOCK).max(axis=2)
+        maxima = _float32(raw[:, :rest]).reshape(b, n_blocks, width).max(axis=2)
     if maxima is not None and n_blocks >= k:
         tau = np.maximum(tau, _kth(maxima, k))
     elif length >= k and not np.isfinite(tau).all():
@@ -592,11 +663,11 @@ def _chunk_candidates(
         # A strided view of the whole blocks: reshaping a column slice would copy the chunk.
         row_stride, col_stride = raw.strides
         as_blocks = np.lib.stride_tricks.as_strided(
-            raw, (b, n_blocks, _BLOCK), (row_stride, _BLOCK * col_stride, col_stride)
+            raw, (b, n_blocks, width), (row_stride, width * col_stride, col_stride)
         )
         values = _float32(as_blocks[rows, block])
         hit, offset = np.nonzero(values >= theta[rows, None])
-        parts.append(_padded(rows[hit], block[hit] * _BLOCK + offset, values[hit, offset], b))
+        parts.append(_padded(rows[hit], block[hit] * width + offset, values[hit, offset], b))
     if rest < length:
         tail = _float32(raw[:, rest:])
         rows, cols = np.nonzero(tail >= theta[:, None])
@@ -635,6 +706,37 @@ def _merge(
     rows, cols = np.nonzero(values >= bound.threshold(tau, low)[:, None])
     vals, pos = _padded(rows, positions[rows, cols], values[rows, cols], len(values))
     return vals, pos, tau
+
+
+def _fine_tiles(
+    blocks: list[np.ndarray],
+    chunk: int,
+    q: np.ndarray,
+    positions: np.ndarray,
+    out: np.ndarray,
+    tiles: list[tuple[int, int, int]],
+) -> None:
+    """`ExactTopK._fine` of the tiles (query row, first column, stop column), into `out`:
+    at most _RERANK_TILE rows gathered at a time, into buffers that stay in the core's cache."""
+    d = q.shape[1]
+    starts = np.arange(1, len(blocks)) * chunk
+    rows = np.empty((_RERANK_TILE, d), dtype=blocks[0].dtype)
+    products = np.empty((_RERANK_TILE, d), dtype=np.float32)
+    for i, lo, hi in tiles:
+        pos = positions[i, lo:hi]
+        m = hi - lo
+        # Sorted positions: each block's rows land in one contiguous slice of `rows`.
+        cuts = [0, *np.searchsorted(pos, starts).tolist(), m]
+        for block, (a, z) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+            if z > a:
+                local = pos[a:z] - block * chunk
+                np.take(blocks[block], local, axis=0, out=rows[a:z], mode="clip")
+        if rows.dtype == np.int16:  # bfloat16 bits: the top half of a float32
+            np.left_shift(rows[:m], 16, out=products[:m].view(np.int32), dtype=np.int32)
+            np.multiply(products[:m], q[i], out=products[:m])
+        else:
+            np.multiply(rows[:m], q[i], out=products[:m])
+        np.sum(products[:m], axis=1, out=out[i, lo:hi])
 
 
 def _raw(block: torch.Tensor) -> np.ndarray:

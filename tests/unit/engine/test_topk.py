@@ -112,7 +112,9 @@ def test_the_bfloat16_bound_holds_on_near_ties(monkeypatch: pytest.MonkeyPatch) 
     # The anchors' rounding enters the bound as measured: well under the worst case |a| 2^-8.
     assert 0 < fast._quantisation_error < 0.5 * 2.0**-8
     # These near-ties need the bound: a scan trusted as exact loses the float32 top-k.
-    monkeypatch.setattr(ExactTopK, "_bound", lambda self, q, qs: _ScanBound(np.zeros(len(q)), 0.0))
+    monkeypatch.setattr(
+        ExactTopK, "_bound", lambda self, q, qs, scan: _ScanBound(np.zeros(len(q)), 0.0)
+    )
     assert not np.array_equal(fast.search(queries, 200)[0], exact[0])
 
 

@@ -1,0 +1,103 @@
+"""Anchors whose similarities are distributed like real embeddings, for the engine benchmarks.
+
+Real EfficientNet-Lite0 embeddings of the default 20,000 pairs and of CIFAR-10 test images
+(cached as .npy outside git); synthetic anchors are random mixes of two real ones plus a little
+noise, renormalised, so that their cosines pack into the same narrow band as the real ones.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import real_data
+import torch
+
+CIFAR_TEST = real_data.SHARED_DATA / "cifar10" / "test"
+CACHE = Path(os.environ.get("ASIFDB_BENCH_CACHE", "/tmp/asifdb-bench-cache"))
+NOISE = 0.3  # norm of the noise added to a unit mix (fitted to the real distribution)
+K = 800
+
+
+def _embed(images: list[bytes]) -> np.ndarray:
+    from asifdb.encoders.registry import DEFAULT_IMAGE_ENCODER, get_encoder
+
+    encoder = get_encoder(DEFAULT_IMAGE_ENCODER, device="cpu")  # the platform's CPU runtime
+    return encoder.embed_batch(images).astype(np.float32)
+
+
+def real_anchors(n: int = 20_000) -> np.ndarray:
+    """(n, 1280) float32 unit rows: the default pairs' images, embedded once and cached."""
+    path = CACHE / f"anchors-{n}.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, _embed(real_data.read_pairs(n).images))
+    return np.load(path)
+
+
+def real_queries(n: int = 512) -> np.ndarray:
+    """(n, 1280) float32 unit rows: CIFAR-10 test images, classes in turn, embedded once."""
+    path = CACHE / f"cifar10-queries-{n}.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        per_class = [sorted(p.iterdir()) for p in sorted(CIFAR_TEST.iterdir()) if p.is_dir()]
+        files = [f for group in zip(*per_class, strict=False) for f in group][:n]
+        np.save(path, _embed([f.read_bytes() for f in files]))
+    return np.load(path)
+
+
+def mixed(real: np.ndarray, n: int, *, seed: int) -> np.ndarray:
+    """(n, d) float32 unit rows: each a random mix of two real rows (the first weighing 0.8 to
+    1), renormalised, plus isotropic noise of norm about NOISE, renormalised again."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for start in range(0, n, 65_536):
+        m = min(65_536, n - start)
+        a = real[rng.integers(0, len(real), m)]
+        b = real[rng.integers(0, len(real), m)]
+        w = rng.uniform(0.8, 1.0, (m, 1)).astype(np.float32)
+        mix = w * a + (1 - w) * b
+        mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+        noise = rng.standard_normal(mix.shape, dtype=np.float32) / np.sqrt(real.shape[1])
+        rows = mix + NOISE * noise
+        out[start : start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return out
+
+
+def anchors(n: int, *, seed: int = 1) -> np.ndarray:
+    """n anchors: the real ones first (as many as asked, up to 20,000), then mixes of them."""
+    real = real_anchors()
+    if n <= len(real):
+        return np.ascontiguousarray(real[:n])
+    return np.concatenate([real, mixed(real, n - len(real), seed=seed)])
+
+
+def distribution(anchor_rows: np.ndarray, queries: np.ndarray, *, seed: int = 0) -> dict:
+    """Mean and std of pairwise anchor cosines (3,000 sampled anchors), and the mean cosine
+    of a query's 800th neighbour among those 3,000 and among all anchors."""
+    rng = np.random.default_rng(seed)
+    sample = torch.from_numpy(anchor_rows[rng.choice(len(anchor_rows), 3000, replace=False)])
+    sims = sample @ sample.T
+    upper = sims[torch.triu(torch.ones_like(sims, dtype=torch.bool), diagonal=1)]
+    q = torch.from_numpy(queries[:64])
+    kth_sample = torch.topk(q @ sample.T, K, dim=1).values[:, -1]
+    kth_all = torch.cat(
+        [
+            torch.topk(q @ torch.from_numpy(anchor_rows[s : s + 200_000]).T, K, dim=1).values
+            for s in range(0, len(anchor_rows), 200_000)
+        ],
+        dim=1,
+    )
+    kth_all = torch.topk(kth_all, K, dim=1).values[:, -1]
+    return {
+        "pairwise_mean": float(upper.mean()),
+        "pairwise_std": float(upper.std()),
+        "kth_of_3000": float(kth_sample.mean()),
+        "kth_of_all": float(kth_all.mean()),
+    }
+
+
+if __name__ == "__main__":
+    queries = real_queries()
+    real = real_anchors()
+    print("real", distribution(real, queries))
+    print("mixed", distribution(mixed(real, 20_000, seed=5), queries))
