@@ -12,7 +12,8 @@ encoders' embeddings beside the default's, then `ready`. `model_usable_pairs` is
 definition of a usable pair of a named model: the default's rule (ready, not deleted, licence
 active) plus its two encoders' embeddings and its collection; so a revocation or deletion leaves
 every model at once. A named model's definition never changes (a trigger refuses it): a
-prediction's model name always means the same encoders, k, p and pairs. Every earlier
+prediction's model name always means the same encoders, k, p and pairs (nor is a model deleted,
+so a name is never reused). Every earlier
 prediction ran on the default model.
 """
 
@@ -43,6 +44,10 @@ WHERE p.status = 'ready'
 _FIXED = """
 CREATE FUNCTION models_definition_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'model %: a model is never deleted (its name keeps its meaning)',
+            OLD.name USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     IF (NEW.name, NEW.image_encoder, NEW.text_encoder, NEW.k, NEW.p, NEW.collection)
        IS DISTINCT FROM
        (OLD.name, OLD.image_encoder, OLD.text_encoder, OLD.k, OLD.p, OLD.collection) THEN
@@ -51,7 +56,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER models_definition_fixed BEFORE UPDATE ON models
+CREATE TRIGGER models_definition_fixed BEFORE UPDATE OR DELETE ON models
 FOR EACH ROW EXECUTE FUNCTION models_definition_fixed();
 """
 

@@ -179,8 +179,12 @@ class LiveModel:
             before = self._anchors
             self._anchors = store.sync(session, self._anchors, self.model)
             anchors = self._anchors
-            if before is not None and before.erasures != anchors.erasures:
-                self._forget()  # erased pairs' rows and captions leave every cache too
+            if before is not None and (
+                before.erasures != anchors.erasures or before.encoders != anchors.encoders
+            ):
+                # Erased pairs' rows and captions leave every cache too; after a switch of
+                # encoders (same ids, other embeddings) no index or cache of the old ones stays.
+                self._forget()
             if self._rows[0] is not anchors:  # one rows array per version: caches key on it
                 self._rows = (anchors, anchors.usable_rows())
             return View(anchors, self._rows[1])

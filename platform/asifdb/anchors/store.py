@@ -156,9 +156,8 @@ def _build(version: int, rows: list[tuple], *, image_dim: int, text_dim: int) ->
 def sync(session: Session, current: Anchors | None, model: str | None = None) -> Anchors:
     """`current` moved to the version the session sees (a full load when that is cheaper).
 
-    The usability intervals are the default model's; a named model's rows follow them too
-    (revocations, deletions, additions) and are then counted against its view, so anything
-    they do not cover (its build's embeddings) reloads it in full."""
+    The default model follows the usability intervals (then counts against its view); a named
+    model compares its rows with its view's ids (`_sync_by_ids`)."""
     state = _state(session, model)
     source = _source(model)
     version = state.version
@@ -171,6 +170,8 @@ def sync(session: Session, current: Anchors | None, model: str | None = None) ->
         or _erasures(session) != current.erasures
     ):
         return load(session, model)
+    if model is not None:
+        return _sync_by_ids(session, current, version, model)
     changes = session.execute(
         text(
             "SELECT pair_id, from_version, to_version FROM pair_usability "
@@ -204,11 +205,37 @@ def sync(session: Session, current: Anchors | None, model: str | None = None) ->
         text(f"SELECT count(*) FROM {source.view} WHERE {source.where_sql}"), source.params
     ).scalar_one()
     if anchors.size != expected:
-        if model is None:
-            log.warning(
-                "anchor sync found %d pairs, the database %d: reloading", anchors.size, expected
-            )
+        log.warning(
+            "anchor sync found %d pairs, the database %d: reloading", anchors.size, expected
+        )
+        return load(session)
+    return anchors
+
+
+def _sync_by_ids(session: Session, current: Anchors, version: int, model: str) -> Anchors:
+    """A named model's rows moved to `version` by the set of its usable ids, read whole: the
+    usability intervals are the default model's, and a named model's set can change where
+    the default's does not (a pair it holds that the default lacks), so they are not used."""
+    source = _source(model)
+    usable = np.fromiter(
+        session.scalars(
+            text(f"SELECT id FROM {source.view} WHERE {source.where_sql} ORDER BY id"),
+            source.params,
+        ),
+        dtype=np.int64,
+    )
+    alive = np.isin(current.ids, usable)
+    missing = np.setdiff1d(usable, current.ids, assume_unique=True)
+    if len(missing) > _FULL_RELOAD_FRACTION * max(len(current.ids), 1):
         return load(session, model)
+    anchors = replace(current, version=version, alive=alive)
+    if len(missing):
+        rows = fetch_binary(
+            session,
+            _SELECT.format(source.view, f"{source.where} AND id = ANY(%(ids)s)"),
+            {**source.params, "ids": missing.tolist()},
+        )
+        anchors = _append(anchors, rows)
     return anchors
 
 

@@ -107,11 +107,20 @@ def check_images(
     return valid
 
 
-def top_k_method(session: Session, options: Options, view: View) -> str:
+def top_k_method(
+    session: Session, options: Options, view: View, live_model: str | None = None
+) -> str:
     """`auto` is the exact scan up to AUTO_ANN_ABOVE usable pairs, HNSW beyond (benchmarks)
     where its index is built; `ann` without the index is a Conflict naming the fix. A dry run
     without some pairs (`exclude_pairs`) is always exact: the index holds every pair."""
     if options.method == "exact" or options.exclude_pairs:
+        return "exact"
+    if options.method == "ann" and live_model is not None:
+        raise Conflict(
+            f"model {live_model!r}: the approximate index covers the default model only "
+            "(use method 'exact' or 'auto')"
+        )
+    if live_model is not None:  # the HNSW index holds the default's embeddings only
         return "exact"
     if options.method == "ann":
         ann_index.require_ready(session)
@@ -171,7 +180,7 @@ def classify(
     captions = tuple(candidates.captions)
     image_emb = encoders.image.embed_batch([v.for_encoder for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
-    method = top_k_method(session, options, view)
+    method = top_k_method(session, options, view, live.model)
     image_rep = image_reps(session, live, view, image_emb, options, method)
     if options.exclude_pairs:
         caption_rep = live.representation(view, "text", caption_emb, options.k, options.p)

@@ -9,6 +9,7 @@ query names its model; a named model's definition never changes (a database trig
 prediction's model name always means the same encoders, k, p and pairs.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.db.models import NamedModel, Reencode
 from asifdb.encoders import ImageInput
+from asifdb.encoders.protocol import EncoderError
 from asifdb.errors import Conflict, InvalidInput, NotFound
 from asifdb.schemas.models import ModelInfo
 from asifdb.services import audit, embeddings, reencode
@@ -25,6 +27,7 @@ from asifdb.services.model import Encoders, EncodersFor, require_encoders
 from asifdb.settings import Settings
 
 DEFAULT = "default"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,13 @@ def embed_new_pairs(
     for image_name, text_name in wanted:
         if image_name in done and text_name in done:
             continue  # the batch's own encoders: stored with the pairs
-        encoders = encoders_for(image_name, text_name)
+        try:
+            encoders = encoders_for(image_name, text_name)
+        except EncoderError as exc:
+            # This worker cannot load them: the model stays behind (`models list` shows it)
+            # and `asifdb models build` catches up where they load; the batch goes in.
+            log.warning("new pairs not embedded by %s + %s: %s", image_name, text_name, exc)
+            continue
         if image_name not in made:
             made[image_name] = encoders.image.embed_batch([images[i] for i in positions])
         if text_name not in made:

@@ -94,8 +94,13 @@ def delete(session: Session, *, pair_id: int, actor: str, reason: str | None = N
         )
     )
     session.execute(text("DELETE FROM pair_embeddings WHERE pair_id = :p"), {"p": pair_id})
+    # Always a version: a named model may hold a pair the default does not (services/models.py),
+    # and each model's copy in every process re-syncs at a new version only.
     version = model.change_usable(
-        session, change=f"delete pair {pair_id}", leaving=[pair_id] if was_usable else []
+        session,
+        change=f"delete pair {pair_id}",
+        leaving=[pair_id] if was_usable else [],
+        always=True,
     )
     audit.record(
         session,

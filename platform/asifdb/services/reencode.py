@@ -70,7 +70,7 @@ def start(
     pair_ids = list(
         session.scalars(
             text(
-                "SELECT id FROM pairs WHERE status = 'ready' "
+                "SELECT id FROM pairs WHERE status = 'ready' AND deleted_at IS NULL "
                 "AND (CAST(:c AS text) IS NULL OR collection = :c) ORDER BY id"
             ),
             {"c": collection},
@@ -197,7 +197,8 @@ def _stage(
         held = session.scalar(
             text(
                 "SELECT count(*) FROM pairs p WHERE p.id = ANY(CAST(:ids AS bigint[])) "
-                f"AND p.status = 'ready' AND {_HOLDS_BOTH}"
+                "AND p.status = 'ready' AND p.deleted_at IS NULL "
+                f"AND {_HOLDS_BOTH}"
             ),
             {"ids": list(pair_ids), "i": job.image_encoder, "t": job.text_encoder},
         )
@@ -205,6 +206,7 @@ def _stage(
             text(
                 "SELECT id, image_sha256, caption FROM pairs p "
                 "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'ready' "
+                "AND deleted_at IS NULL "
                 f"AND NOT {_HOLDS_BOTH} ORDER BY id"
             ),
             {"ids": list(pair_ids), "i": job.image_encoder, "t": job.text_encoder},
@@ -239,6 +241,14 @@ def _stage(
             ords=list(range(len(found))),
         )
         _join_if_current(session, job, [pair_id for pair_id, _, _ in found])
+        if job.model is not None and session.get_one(NamedModel, job.model).status == "ready":
+            # A ready model's set grows with this batch: a version, so every process's copy
+            # of it re-syncs and one (model, version) always means one set of pairs.
+            model.change_usable(
+                session,
+                change=f"reencode {job.id}: model {job.model} +{len(found)} pairs",
+                always=True,
+            )
     return held + len(found), missing
 
 
@@ -289,7 +299,8 @@ def _switch(
         late = list(
             session.scalars(
                 text(
-                    "SELECT p.id FROM pairs p WHERE p.status = 'ready' AND p.id NOT IN ("
+                    "SELECT p.id FROM pairs p WHERE p.status = 'ready' AND p.deleted_at IS NULL "
+                    "AND p.id NOT IN ("
                     "SELECT unnest(pair_ids) FROM reencode_batches WHERE reencode_id = :r) "
                     "AND (CAST(:c AS text) IS NULL OR p.collection = :c) ORDER BY p.id"
                 ),

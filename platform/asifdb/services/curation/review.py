@@ -131,8 +131,11 @@ def reject(session: Session, *, pair_ids: list[int], actor: str, reason: str | N
         {"r": why, "ids": todo},
     )
     session.execute(text("DELETE FROM review_marks WHERE pair_id = ANY(:ids)"), {"ids": todo})
-    version = model.change_usable(
-        session, change=f"reject {len(leaving)} pairs: -{len(leaving)}", leaving=leaving
+    version = model.change_usable(  # always a version: see services/pairs.py delete
+        session,
+        change=f"reject {len(leaving)} pairs: -{len(leaving)}",
+        leaving=leaving,
+        always=True,
     )
     audit.record_each(
         session,
@@ -169,8 +172,11 @@ def restore(
             text("SELECT id FROM usable_pairs WHERE id = ANY(:ids) ORDER BY id"), {"ids": todo}
         ).scalars()
     )
-    version = model.change_usable(
-        session, change=f"restore {len(returning)} rejected pairs", returning=returning
+    version = model.change_usable(  # always a version: see services/pairs.py delete
+        session,
+        change=f"restore {len(returning)} rejected pairs",
+        returning=returning,
+        always=True,
     )
     audit.record_each(
         session,
