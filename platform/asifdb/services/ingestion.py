@@ -416,17 +416,6 @@ def _ingest(
                 text_=text_emb,
             )
             new_ids, refused = _insert_pairs(session, job, to_encode, staged)
-        if encoders_for is not None:
-            with timer.stage("encode_models"):
-                models.embed_new_pairs(
-                    session,
-                    collection=job.collection,
-                    pair_ids=new_ids,
-                    images=[v.for_encoder for _, v in to_encode],
-                    captions=[v.caption for _, v in to_encode],
-                    done={encoders.image.name: image_emb, encoders.text.name: text_emb},
-                    encoders_for=encoders_for,
-                )
         for (ordinal, valid), pair_id, why in zip(to_encode, new_ids, refused, strict=True):
             if why is not None:
                 items.append(
@@ -466,6 +455,20 @@ def _ingest(
                 model.ensure_state(
                     session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
                 )
+            if encoders_for is not None:
+                # Under the model row's lock (change_usable took it): a model's build ends
+                # under the same lock, so it either is listed here or, ending after this
+                # commits, embeds these pairs as its late ones. None is missed.
+                with timer.stage("encode_models"):
+                    models.embed_new_pairs(
+                        session,
+                        collection=job.collection,
+                        pair_ids=new_ids,
+                        images=[v.for_encoder for _, v in to_encode],
+                        captions=[v.caption for _, v in to_encode],
+                        done={encoders.image.name: image_emb, encoders.text.name: text_emb},
+                        encoders_for=encoders_for,
+                    )
             audit.record(
                 session,
                 actor=job.created_by or "unknown",
