@@ -22,7 +22,7 @@ from asifdb.db import embedded, schema
 from asifdb.db.session import make_engine
 from asifdb.schemas.pairs import Job as JobReport
 from asifdb.services import ingestion, licences
-from asifdb.services.model import Encoders
+from asifdb.services.model import Encoders, EncodersFor
 from asifdb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,18 @@ def _database_url(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def ingest(platform: Platform, source: Path, *, licence: str, **options: object) -> JobReport:
+def ingest(
+    platform: Platform,
+    source: Path,
+    *,
+    licence: str,
+    encoders_for: EncodersFor | None = None,
+    **options: object,
+) -> JobReport:
     """Ingest `source` under a new licence through the platform's jobs, in this process.
 
     Resumes a job left unfinished (batches are idempotent). Returns the job's report.
+    `encoders_for` as a worker's: the new pairs are embedded for every named model too.
     """
     with platform.sessions.begin() as session:
         existing = session.execute(
@@ -105,6 +113,7 @@ def ingest(platform: Platform, source: Path, *, licence: str, **options: object)
             blobs=platform.blobs,
             encoders=platform.encoders,
             batch_id=batch,
+            encoders_for=encoders_for,
         )
         log.info("ingest %s: batch %d/%d, %.0f s", licence, n, len(batches), _since(started))
     with platform.sessions() as session:

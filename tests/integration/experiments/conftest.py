@@ -70,9 +70,17 @@ def lab_encoders(encoders: Encoders, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
+def lab_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder (blobs) of the anchors' ingest and of every platform on a clone: a
+    re-encode reads the anchors' images back."""
+    return tmp_path_factory.mktemp("lab-data")
+
+
+@pytest.fixture(scope="session")
 def anchors_url(
     pg_server: str,
     lab_encoders: Encoders,
+    lab_data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
     shared_data: Path,
 ) -> str:
@@ -81,7 +89,7 @@ def anchors_url(
     wds = tmp_path_factory.mktemp("wds")
     with tarfile.open(wds / "00000.tar", "w") as tar:
         copy_samples(shared_data, tar, ANCHOR_PAIRS)
-    platform = _platform(url, lab_encoders, tmp_path_factory.mktemp("blobs"))
+    platform = _platform(url, lab_encoders, lab_data_dir)
     report = ingest(platform, wds, licence=ANCHORS_LICENCE, batch_size=128)
     platform.close()
     assert report.done == ANCHOR_PAIRS
@@ -98,14 +106,14 @@ def _platform(url: str, encoders: Encoders, data_dir: Path) -> Platform:
 
 @pytest.fixture
 def lab(
-    anchors_url: str, lab_encoders: Encoders, tmp_path: Path
+    anchors_url: str, lab_encoders: Encoders, lab_data_dir: Path
 ) -> Iterator[Callable[[str], Platform]]:
     """Platforms on fresh clones of the anchors database, as `experiment_platform` makes them."""
     made: list[Platform] = []
 
     def make(name: str) -> Platform:
         url = clone(anchors_url, f"{name}_{uuid.uuid4().hex[:8]}")
-        platform = _platform(url, lab_encoders, tmp_path)
+        platform = _platform(url, lab_encoders, lab_data_dir)
         made.append(platform)
         return platform
 
