@@ -90,6 +90,39 @@ def influence(result: dict[str, Any]) -> None:
             print(f"    in-sample {at['pruned_in_sample']}, held-out {at['pruned_held_out']}")
 
 
+def backbones(result: dict[str, Any]) -> None:
+    sets = list(next(iter(result["zero_shot"].values())))
+    steps = result["domain"]
+    print(
+        "| model | image encoder | text encoder | "
+        + " | ".join(f"{s} top-1 / top-5" for s in sets)
+        + " | "
+        + " | ".join(f"{sets[0]} +{s['domain_pairs']:,} pairs" for s in steps.values())
+        + " | revoked: same labels |"
+    )
+    print("| --- | --- | --- |" + " ---: |" * (len(sets) + len(steps) + 1))
+    for name, model in result["models"].items():
+        zero = result["zero_shot"][name]
+        back = result["after_revoke"][name]["compared_with_before"]
+        print(
+            f"| {name} | {model['image_encoder']} | {model['text_encoder']} | "
+            + " | ".join(f"{_pct(zero[s]['top1'])} / {_pct(zero[s]['top5'])}" for s in sets)
+            + " | "
+            + " | ".join(_pct(step["models"][name]["top1"]) for step in steps.values())
+            + f" | {back['same_label']}/{back['images']} |"
+        )
+    print("\n| encoder | modality | width | items/s best | median |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, speed in result["throughput"].items():
+        print(
+            f"| {name} | {speed['modality']} | {speed['dim']} | {speed['per_second_best']} "
+            f"| {speed['per_second_median']} |"
+        )
+    for name, model in result["models"].items():
+        if "build" in model:
+            print(f"build {name}: {model['build']}")
+
+
 def other(result: dict[str, Any]) -> None:
     for name, f in result["sets"].items():
         print(name, {k: v for k, v in f.items() if not isinstance(v, list)})
@@ -104,6 +137,7 @@ def main() -> None:
         "influence": influence,
         "ann_vs_exact": other,
         "throughput": other,
+        "backbones": backbones,
     }
     timings = []
     for name, printer in printers.items():

@@ -205,3 +205,67 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _build_counts(db_url: str, model: str) -> tuple[str, int, int, int]:
+    """The model's status, its build's pairs done, its image encoder's stored embeddings and
+    the pairs its view makes usable."""
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT m.status, (SELECT done FROM reencodes WHERE model = m.name "
+                "ORDER BY id DESC LIMIT 1), (SELECT count(*) FROM pair_embeddings e "
+                "WHERE e.encoder = m.image_encoder), (SELECT count(*) FROM model_usable_pairs u "
+                "WHERE u.model = m.name) FROM models m WHERE m.name = :m"
+            ),
+            {"m": model},
+        ).one()
+    engine.dispose()
+    return row[0], row[1], row[2], row[3]
+
+
+def test_a_worker_killed_mid_model_build_loses_and_doubles_nothing(
+    db_url: str, source: Path, tmp_path: Path
+) -> None:
+    env = _env(db_url, tmp_path / "data")
+    log = tmp_path / "worker.log"
+    assert _cli(env, "licenses", "create", "tiny").returncode == 0
+    worker = _worker(env, log)
+    try:
+        ingested = _cli(env, "ingest", str(source), "--license", "tiny", "--batch-size", "60")
+        assert ingested.returncode == 0, ingested.stderr
+        added = _cli(
+            env,
+            "models",
+            "add",
+            "lite1",
+            "--image-encoder",
+            "tf_efficientnet_lite1",
+            "--text-encoder",
+            "all-MiniLM-L6-v2",
+            "--batch-size",
+            "16",
+        )
+        assert added.returncode == 0, added.stdout + added.stderr
+        deadline = time.monotonic() + 300
+        while _build_counts(db_url, "lite1")[1] < 32:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    status, done, _, _ = _build_counts(db_url, "lite1")
+    assert status == "building" and done < 240, "the kill must land mid-build"
+
+    worker = _worker(env, log)
+    try:
+        while _build_counts(db_url, "lite1")[0] == "building":
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    # Every pair embedded once, counted once, and the model ready with all of them.
+    assert _build_counts(db_url, "lite1") == ("ready", 240, 240, 240)
+    assert "re-sent" in log.read_text()
