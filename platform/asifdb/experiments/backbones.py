@@ -265,7 +265,7 @@ def run(
     platform: Platform,
     images: Sequence[str] = IMAGE_ENCODERS,
     texts: Sequence[str] = TEXT_ENCODERS,
-    tests: Sequence[LabelledSet] = (CIFAR_TEST, TINY_VAL),
+    tests: Sequence[LabelledSet] = (CIFAR_TEST, TINY_VAL.per_class(10)),
     domain_test: LabelledSet = CIFAR_TEST,
     train: Path = CIFAR_TRAIN,
     *,
