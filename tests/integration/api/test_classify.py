@@ -204,8 +204,12 @@ def test_the_ivf_path_agrees_with_the_exact_path_and_is_recorded(
             [exact] = _classify(client, image, method="exact").json()
             [ivf] = _classify(client, image, method="ivf").json()
             assert (ivf["label"], ivf["method"]) == (exact["label"], "ivf")
-            # The shortlist (4 k by 3-bit PQ codes at this size) misses a few of the 50.
-            assert ivf["scores"] == pytest.approx(exact["scores"], rel=5e-2)
+            # Which neighbours may differ (the shortlist is 4 k by 3-bit PQ codes at this
+            # size), their similarities may not: the exact path's rerank, bit for bit.
+            exact_sims = {e["pair_id"]: e["image_similarity"] for e in exact["evidence"]}
+            shared = [e for e in ivf["evidence"] if e["pair_id"] in exact_sims]
+            assert shared
+            assert all(e["image_similarity"] == exact_sims[e["pair_id"]] for e in shared)
         [before] = _classify(client, images[0], method="ivf").json()
     assert "cifar" in {e["license"] for e in before["evidence"]}
     with seeded.client("steward") as steward:
