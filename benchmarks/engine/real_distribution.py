@@ -34,6 +34,18 @@ def real_anchors(n: int = 20_000) -> np.ndarray:
     return np.load(path)
 
 
+def real_captions(n: int = 20_000) -> np.ndarray:
+    """(n, 384) float32 unit rows: the default pairs' captions (all-MiniLM-L6-v2), cached."""
+    path = CACHE / f"captions-{n}.npy"
+    if not path.exists():
+        from asifdb.encoders.registry import DEFAULT_TEXT_ENCODER, get_encoder
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encoder = get_encoder(DEFAULT_TEXT_ENCODER, device="cpu")
+        np.save(path, encoder.embed_batch(real_data.read_pairs(n).captions).astype(np.float32))
+    return np.load(path)
+
+
 def real_queries(n: int = 512) -> np.ndarray:
     """(n, 1280) float32 unit rows: CIFAR-10 test images, classes in turn, embedded once."""
     path = CACHE / f"cifar10-queries-{n}.npy"
@@ -48,11 +60,18 @@ def real_queries(n: int = 512) -> np.ndarray:
 def mixed(real: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     """(n, d) float32 unit rows: each a random mix of two real rows (the first weighing 0.8 to
     1), renormalised, plus isotropic noise of norm about NOISE, renormalised again."""
+    return _mixed(real, n, seed=seed)[0]
+
+
+def _mixed(real: np.ndarray, n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`mixed`'s rows and, for each, the real row weighing most in it."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, real.shape[1]), dtype=np.float32)
+    first = np.empty(n, dtype=np.int64)
     for start in range(0, n, 65_536):
         m = min(65_536, n - start)
-        a = real[rng.integers(0, len(real), m)]
+        first[start : start + m] = rng.integers(0, len(real), m)
+        a = real[first[start : start + m]]
         b = real[rng.integers(0, len(real), m)]
         w = rng.uniform(0.8, 1.0, (m, 1)).astype(np.float32)
         mix = w * a + (1 - w) * b
@@ -60,15 +79,23 @@ def mixed(real: np.ndarray, n: int, *, seed: int) -> np.ndarray:
         noise = rng.standard_normal(mix.shape, dtype=np.float32) / np.sqrt(real.shape[1])
         rows = mix + NOISE * noise
         out[start : start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    return out
+    return out, first
 
 
 def anchors(n: int, *, seed: int = 1) -> np.ndarray:
     """n anchors: the real ones first (as many as asked, up to 20,000), then mixes of them."""
+    return pairs(n, seed=seed)[0]
+
+
+def pairs(n: int, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """`anchors(n)` and their captions' embeddings (n, 384): a mix takes the caption of the
+    real pair weighing most in it (ASIF's text side, for top-1 agreement)."""
     real = real_anchors()
+    captions = real_captions()
     if n <= len(real):
-        return np.ascontiguousarray(real[:n])
-    return np.concatenate([real, mixed(real, n - len(real), seed=seed)])
+        return np.ascontiguousarray(real[:n]), np.ascontiguousarray(captions[:n])
+    rows, first = _mixed(real, n - len(real), seed=seed)
+    return np.concatenate([real, rows]), np.concatenate([captions, captions[first]])
 
 
 def distribution(anchor_rows: np.ndarray, queries: np.ndarray, *, seed: int = 0) -> dict:

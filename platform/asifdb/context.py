@@ -69,9 +69,17 @@ class Platform:
 
     @cached_property
     def live(self) -> "LiveModel":
-        from asifdb.anchors.live import LiveModel
+        from asifdb.anchors.live import IvfPolicy, LiveModel
+        from asifdb.engine.ivf import IvfParams
 
-        return LiveModel(scan=self.settings.exact_scan)
+        settings = self.settings
+        policy = IvfPolicy(
+            above=settings.ivf_above,
+            max_imbalance=settings.ivf_max_imbalance,
+            max_unusable=settings.ivf_max_unusable,
+            params=IvfParams(coding=settings.ivf_coding, nprobe=settings.ivf_nprobe),
+        )
+        return LiveModel(scan=settings.exact_scan, ivf=policy)
 
     @cached_property
     def encoders(self) -> Encoders:

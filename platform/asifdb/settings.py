@@ -67,6 +67,37 @@ class Settings(BaseSettings):
             "queries and a bfloat16 one (where the CPU has it) for batches."
         ),
     )
+    ivf_above: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "method=auto takes the inverted-lists top-k (method=ivf) past this many usable "
+            "pairs of the default model. Unset: never (at k = 800 it stays under 99 % top-1 "
+            "agreement with the exact scan on real-distribution anchors up to 1M pairs: "
+            "docs/benchmarks-engine.md); method=ivf can still be asked for."
+        ),
+    )
+    ivf_coding: Literal["flat", "pq"] = Field(
+        default="pq",
+        description="What the inverted lists store per anchor for the shortlist: PQ codes or "
+        "float32 rows (the exact rerank reads the anchors' own rows either way).",
+    )
+    ivf_nprobe: int = Field(
+        default=32, ge=1, description="Lists probed per query before any widening."
+    )
+    ivf_max_imbalance: float = Field(
+        default=2.0,
+        gt=1,
+        description="The lists are rebuilt when the largest over the mean list size passes "
+        "this many times what it was at the build (pairs added far from the centroids).",
+    )
+    ivf_max_unusable: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="The lists are rebuilt over the usable pairs when more than this share "
+        "of their rows is revoked or deleted (scans skip them; probes widen).",
+    )
     recovery_stale_after_s: float = Field(
         default=600, gt=0, description="A batch sent this long ago and still undone is resent."
     )

@@ -17,6 +17,7 @@ from asifdb import engine
 from asifdb.anchors import store
 from asifdb.anchors.store import Anchors
 from asifdb.encoders import Encoder
+from asifdb.engine.ivf import IvfParams, IvfTopK
 
 _MAX_CACHED_LABEL_SETS = 64
 
@@ -85,6 +86,75 @@ class _Index:
         return len(ids) <= len(self._ids) and _starts_with(self._ids, ids)
 
 
+@dataclass(frozen=True)
+class IvfPolicy:
+    """The inverted-lists path of the default model (Settings.ivf_*, docs/benchmarks-engine.md):
+    `auto` takes it past `above` usable pairs (None: never); the lists are rebuilt when their
+    imbalance passes `max_imbalance` times the built one or `max_unusable` of their rows are
+    unusable (the search that finds it pays the build)."""
+
+    above: int | None = None
+    max_imbalance: float = 2.0
+    max_unusable: float = 0.25
+    params: IvfParams = IvfParams()
+
+
+class _IvfIndex:
+    """The image anchors' inverted lists over the anchors' rows, built on the first search,
+    grown as pairs are appended, rebuilt over the usable rows when they drift (`IvfPolicy`);
+    each search passes the view's usable rows, as `_Index` does. A pair left out by a rebuild
+    (unusable then) is added back when a view has it usable again (a restored licence)."""
+
+    def __init__(self, policy: IvfPolicy) -> None:
+        self._policy = policy
+        self._lock = threading.Lock()
+        self._index: IvfTopK | None = None
+        self._seen = np.empty(0, dtype=np.int64)  # the anchors' keys the index was synced to
+        self._positions = np.empty(0, dtype=np.int64)  # anchor position of each stored row
+        self._stored = np.empty(0, dtype=bool)  # per anchor position: in the index
+
+    def search(self, view: View, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        anchors = view.anchors
+        with self._lock:
+            if self._index is None or not _same_lineage(anchors.ids, self._seen):
+                self._build(anchors, np.arange(len(anchors.ids)))
+            elif len(anchors.ids) > len(self._seen):
+                self._seen = anchors.ids
+                self._stored = np.concatenate(
+                    [self._stored, np.zeros(len(anchors.ids) - len(self._stored), dtype=bool)]
+                )
+            missing = view.rows[~self._stored[view.rows]]
+            if len(missing):
+                self._add(anchors, missing)
+            usable_positions = np.zeros(len(self._seen), dtype=bool)
+            usable_positions[view.rows] = True
+            usable = usable_positions[self._positions]
+            policy = self._policy
+            assert self._index is not None
+            if self._index.needs_rebuild(
+                usable, max_imbalance=policy.max_imbalance, max_unusable=policy.max_unusable
+            ):
+                self._build(anchors, view.rows)
+                usable = np.ones(len(view.rows), dtype=bool)
+            return self._index.search(queries, k, usable=usable)
+
+    def _build(self, anchors: Anchors, positions: np.ndarray) -> None:
+        """Fresh lists (trained anew) over the anchors at `positions`, ascending."""
+        everything = len(positions) == len(anchors.ids)
+        rows = anchors.image if everything else np.ascontiguousarray(anchors.image[positions])
+        self._index = IvfTopK(rows, ids=anchors.ids[positions], params=self._policy.params)
+        self._seen = anchors.ids
+        self._positions = positions
+        self._stored = np.zeros(len(anchors.ids), dtype=bool)
+        self._stored[positions] = True
+
+    def _add(self, anchors: Anchors, positions: np.ndarray) -> None:
+        assert self._index is not None
+        self._index.add(anchors.ids[positions], anchors.image[positions])
+        self._positions = np.concatenate([self._positions, positions])
+        self._stored[positions] = True
+
+
 def _starts_with(longer: np.ndarray, prefix: np.ndarray) -> bool:
     return len(prefix) <= len(longer) and (
         longer is prefix or bool(np.array_equal(longer[: len(prefix)], prefix))
@@ -127,11 +197,15 @@ def fast_bfloat16() -> bool:
 class LiveModel:
     """Anchors and caption representations, kept current with the database, thread-safe."""
 
-    def __init__(self, scan: ExactScan = "float32", model: str | None = None) -> None:
+    def __init__(
+        self, scan: ExactScan = "float32", model: str | None = None, ivf: IvfPolicy | None = None
+    ) -> None:
         """`scan`: how the exact top-k scans (Settings.exact_scan, `scan_dtypes`); results
         never depend on it. `model`: a named model's (services/models.py), else the
-        default's."""
+        default's. `ivf`: the inverted-lists path's policy (default: `IvfPolicy()`)."""
         self.model = model
+        self.ivf = ivf or IvfPolicy()
+        self._ivf = _IvfIndex(self.ivf)
         self._one_scan, self._scan = scan_dtypes(scan)
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
@@ -155,6 +229,7 @@ class LiveModel:
         self._caption_emb.clear()
         self._positional.clear()
         self._indexes = {key: _Index(*key) for key in self._indexes}
+        self._ivf = _IvfIndex(self.ivf)
 
     @property
     def batch_scan(self) -> torch.dtype:
@@ -162,13 +237,25 @@ class LiveModel:
         return self._scan
 
     def representation(
-        self, view: View, modality: Modality, queries: np.ndarray, k: int, p: float
+        self,
+        view: View,
+        modality: Modality,
+        queries: np.ndarray,
+        k: int,
+        p: float,
+        method: Literal["exact", "ivf"] = "exact",
     ) -> engine.SparseRep:
         """Relative representations of `queries` over the view's usable anchors of `modality`
         (exact top-k), indices are view positions: `relative_representation(queries,
-        view.<modality>_anchors(), k, p)` without copying the anchors per query."""
-        scan = self._one_scan if len(queries) <= ONE_QUERY_AT_MOST else self._scan
-        ids, sims = self._indexes[modality, scan].search(view, queries, k)
+        view.<modality>_anchors(), k, p)` without copying the anchors per query. `method`
+        "ivf" (image only): the top-k from the inverted lists, exact similarities."""
+        if method == "ivf":
+            if modality != "image":
+                raise ValueError("the inverted lists index the image anchors only")
+            ids, sims = self._ivf.search(view, queries, k)
+        else:
+            scan = self._one_scan if len(queries) <= ONE_QUERY_AT_MOST else self._scan
+            ids, sims = self._indexes[modality, scan].search(view, queries, k)
         return engine.reindex(
             engine.from_neighbours(ids, sims, p, int(view.rows.size)), view.pair_ids
         )

@@ -48,7 +48,7 @@ class Options:
     k: int = 800
     p: float = 8.0
     aggregation: Literal["max", "mean"] = "max"
-    method: Literal["exact", "ann", "auto"] = "auto"
+    method: Literal["exact", "ann", "ivf", "auto"] = "auto"
     exclude_pairs: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
@@ -84,8 +84,8 @@ class Options:
             )
         if self.aggregation not in ("max", "mean"):
             raise InvalidInput(f"aggregation {self.aggregation!r}: use 'max' or 'mean'")
-        if self.method not in ("exact", "ann", "auto"):
-            raise InvalidInput(f"method {self.method!r}: use 'exact', 'ann' or 'auto'")
+        if self.method not in ("exact", "ann", "ivf", "auto"):
+            raise InvalidInput(f"method {self.method!r}: use 'exact', 'ann', 'ivf' or 'auto'")
 
 
 def check_images(
@@ -108,23 +108,32 @@ def check_images(
 
 
 def top_k_method(
-    session: Session, options: Options, view: View, live_model: str | None = None
+    session: Session,
+    options: Options,
+    view: View,
+    live_model: str | None = None,
+    *,
+    ivf_above: int | None = None,
 ) -> str:
-    """`auto` is the exact scan up to AUTO_ANN_ABOVE usable pairs, HNSW beyond (benchmarks)
-    where its index is built; `ann` without the index is a Conflict naming the fix. A dry run
-    without some pairs (`exclude_pairs`) is always exact: the index holds every pair."""
+    """`auto` is the exact scan up to `ivf_above` usable pairs (the live model's
+    IvfPolicy.above), the inverted lists beyond, else HNSW past AUTO_ANN_ABOVE where its index
+    is built; `ann` without the index is a Conflict naming the fix. The approximate paths are
+    the default model's. A dry run without some pairs (`exclude_pairs`) is always exact."""
     if options.method == "exact" or options.exclude_pairs:
         return "exact"
-    if options.method == "ann" and live_model is not None:
+    if options.method in ("ann", "ivf") and live_model is not None:
         raise Conflict(
             f"model {live_model!r}: the approximate index covers the default model only "
             "(use method 'exact' or 'auto')"
         )
-    if live_model is not None:  # the HNSW index holds the default's embeddings only
+    if live_model is not None:
         return "exact"
-    if options.method == "ann":
-        ann_index.require_ready(session)
-        return "ann"
+    if options.method in ("ann", "ivf"):
+        if options.method == "ann":
+            ann_index.require_ready(session)
+        return options.method
+    if ivf_above is not None and view.rows.size > ivf_above:
+        return "ivf"
     if view.rows.size > AUTO_ANN_ABOVE and ann_index.is_ready(session):
         return "ann"
     return "exact"
@@ -139,8 +148,15 @@ def image_reps(
     method: str,
 ) -> engine.SparseRep:
     """Image relative representations over the view's anchors, indices are view positions."""
-    if method == "exact":
-        return live.representation(view, "image", image_emb, options.k, options.p)
+    if method in ("exact", "ivf"):
+        return live.representation(
+            view,
+            "image",
+            image_emb,
+            options.k,
+            options.p,
+            method=method,  # type: ignore[arg-type]
+        )
     ids, sims = HnswTopK(session, "image").search(engine.normalise(image_emb), options.k)
     neighbours = engine.from_neighbours(ids, sims, options.p, int(view.rows.size))
     return engine.reindex(neighbours, view.pair_ids)
@@ -180,7 +196,7 @@ def classify(
     captions = tuple(candidates.captions)
     image_emb = encoders.image.embed_batch([v.for_encoder for v in valid])
     caption_emb = live.caption_embeddings(captions, encoders.text)
-    method = top_k_method(session, options, view, live.model)
+    method = top_k_method(session, options, view, live.model, ivf_above=live.ivf.above)
     image_rep = image_reps(session, live, view, image_emb, options, method)
     if options.exclude_pairs:
         caption_rep = live.representation(view, "text", caption_emb, options.k, options.p)

@@ -191,3 +191,38 @@ def test_the_ann_path_agrees_with_the_exact_path(seeded: Api, shared_data: Path)
             text("SELECT topk_method, count(*) FROM predictions GROUP BY 1")
         ).all()
     assert dict(methods) == {"exact": len(images), "ann": len(images)}
+
+
+def test_the_ivf_path_agrees_with_the_exact_path_and_is_recorded(
+    seeded: Api, shared_data: Path
+) -> None:
+    """method=ivf over the real database: the exact path's labels and close scores, recorded
+    as 'ivf'; a revoked licence's pairs leave it at the next query, with no rebuild asked for."""
+    images = [sorted((shared_data / "cifar10" / "test" / c).iterdir())[2] for c in CIFAR[:4]]
+    with seeded.client("app") as client:
+        for image in images:
+            [exact] = _classify(client, image, method="exact").json()
+            [ivf] = _classify(client, image, method="ivf").json()
+            assert (ivf["label"], ivf["method"]) == (exact["label"], "ivf")
+            # Which neighbours may differ (the shortlist is 4 k by 3-bit PQ codes at this
+            # size), their similarities may not: the exact path's rerank, bit for bit.
+            exact_sims = {e["pair_id"]: e["image_similarity"] for e in exact["evidence"]}
+            shared = [e for e in ivf["evidence"] if e["pair_id"] in exact_sims]
+            assert shared
+            assert all(e["image_similarity"] == exact_sims[e["pair_id"]] for e in shared)
+        [before] = _classify(client, images[0], method="ivf").json()
+    assert "cifar" in {e["license"] for e in before["evidence"]}
+    with seeded.client("steward") as steward:
+        cifar_id = next(r["id"] for r in steward.get("/v1/licenses").json() if r["name"] == "cifar")
+        revoked = steward.post(f"/v1/licenses/{cifar_id}/revoke", json={"reason": "expired"})
+        assert revoked.status_code == 200 and revoked.json()["pairs_removed"] == 100
+    with seeded.client("app") as client:
+        [after] = _classify(client, images[0], method="ivf").json()
+    assert after["method"] == "ivf" and after["usable_pairs"] == before["usable_pairs"] - 100
+    assert "cifar" not in {e["license"] for e in after["evidence"]}
+    assert "cifar" not in _licences_of(seeded, after["prediction_id"])
+    with seeded.platform.sessions() as session:
+        methods = session.execute(
+            text("SELECT topk_method, count(*) FROM predictions GROUP BY 1")
+        ).all()
+    assert dict(methods) == {"exact": len(images), "ivf": len(images) + 2}

@@ -185,8 +185,9 @@ def test_the_approximate_path_is_the_default_models_alone(
     _build_hnsw(db_url)
     for name, enc in (("rolled", rolled), ("sub", encoders)):
         live = LiveModel(model=name)
-        with pytest.raises(Conflict, match="covers the default model only"):
-            _classify(sessions, live, enc, query, method="ann")
+        for approximate in ("ann", "ivf"):
+            with pytest.raises(Conflict, match="covers the default model only"):
+                _classify(sessions, live, enc, query, method=approximate)
         auto = _classify(sessions, live, enc, query, method="auto")
         assert (auto.method, auto.model) == ("exact", name)
     assert (auto.usable_pairs, {e.pair_id for e in auto.evidence} <= set(range(9, 17))) == (

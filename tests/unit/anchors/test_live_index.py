@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from asifdb import engine
-from asifdb.anchors.live import LiveModel, View, fast_bfloat16, scan_dtypes
+from asifdb.anchors.live import IvfPolicy, LiveModel, View, fast_bfloat16, scan_dtypes
 from asifdb.anchors.store import Anchors
+from asifdb.engine.ivf import IvfParams
 from tests.unit.engine.engine_data import clustered
 from tests.unit.engine.engine_reference import relative_representation
 
@@ -120,3 +121,60 @@ def test_cached_caption_reps_share_the_anchors_and_equal_the_what_if_path(scan: 
         np.testing.assert_array_equal(cached.values, fresh.values)
         want = relative_representation(captions, view.text_anchors(), K, P)
         np.testing.assert_allclose(_dense(cached), want, atol=1e-6)
+
+
+def _pairs_of(view: View, rep: engine.SparseRep) -> np.ndarray:
+    return view.pair_ids[rep.indices]
+
+
+def test_the_ivf_method_follows_revocations_additions_and_restores_without_a_build_each() -> None:
+    """method "ivf": a revoked pair is never a neighbour, appended pairs are at the next query,
+    k neighbours always come back, and past IVF_MAX_UNUSABLE revoked the lists are rebuilt
+    over the usable pairs, after which a restored pair is found again."""
+    rng = np.random.default_rng(13)
+    n, d = 4000, 64
+    image, text = clustered(rng, n, d), clustered(rng, n, 16)
+    query = engine.normalise(clustered(rng, 1, d))
+    near = engine.normalise(query + 0.01 * rng.standard_normal((6, d)).astype(np.float32))
+    image = np.concatenate([image, near])
+    text = np.concatenate([text, clustered(rng, 6, 16)])
+    ids = np.arange(n + 6, dtype=np.int64) * 5 + 2
+    policy = IvfPolicy(params=IvfParams(coding="flat", nprobe=16))
+    live = LiveModel("float32", ivf=policy)
+
+    first = _anchors(1, ids[:n], image[:n], text[:n])
+    view = View(first, first.usable_rows())
+    got = live.representation(view, "image", query, K, P, method="ivf")
+    exact = live.representation(view, "image", query, K, P)
+    assert len(np.intersect1d(got.indices, exact.indices)) >= 0.9 * K
+    built = live._ivf._index
+
+    # Version 2: the six pairs nearest the query appended; 10 % of the first revoked.
+    alive = np.r_[first.alive, np.ones(6, bool)]
+    alive[: n // 10] = False
+    grown = _anchors(2, ids, image, text)
+    grown = Anchors(2, grown.ids, grown.image, grown.text, alive, grown.position)
+    v2 = View(grown, grown.usable_rows())
+    got = live.representation(v2, "image", query, K, P, method="ivf")
+    pairs = _pairs_of(v2, got)
+    assert got.indices.shape == (1, K)
+    assert set(ids[n:]) <= set(pairs[0].tolist())  # the additions, at once
+    assert not np.isin(pairs, ids[: n // 10]).any()  # never a revoked pair
+    assert live._ivf._index is built  # appended to the lists, no rebuild
+
+    # Version 3: 40 % revoked, the six near pairs among them: past the threshold, rebuilt.
+    alive3 = alive.copy()
+    alive3[: 4 * n // 10] = False
+    alive3[n:] = False
+    v3 = View(grown, np.flatnonzero(alive3))
+    pairs = _pairs_of(v3, live.representation(v3, "image", query, K, P, method="ivf"))
+    assert pairs.shape == (1, K)
+    assert not np.isin(pairs, grown.ids[~alive3]).any()
+    assert live._ivf._index is not built
+    # Version 4: the near pairs restored: found again, though the rebuild left them out.
+    alive4 = alive3.copy()
+    alive4[n:] = True
+    v4 = View(grown, np.flatnonzero(alive4))
+    pairs = _pairs_of(v4, live.representation(v4, "image", query, K, P, method="ivf"))
+    assert set(ids[n:]) <= set(pairs[0].tolist())
+    assert not np.isin(pairs, grown.ids[~alive4]).any()

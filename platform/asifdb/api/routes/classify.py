@@ -43,7 +43,7 @@ async def classify(
     k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
-    method: Annotated[Literal["exact", "ann", "auto"], Form()] = "auto",
+    method: Annotated[Literal["exact", "ann", "ivf", "auto"], Form()] = "auto",
     model: Annotated[
         str | None, Form(max_length=64, description="A named model (default: the default).")
     ] = None,
