@@ -13,27 +13,16 @@ from matplotlib.figure import Figure
 from asifdb.anchors import ann_index
 from asifdb.context import Platform
 from asifdb.experiments import runner
-from asifdb.experiments.anchors_db import ROOTS
 from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
 from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors
 from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
+from asifdb.services.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
 
 def _evaluate(platform: Platform, test: LabelledSet, options: Options) -> Evaluation:
-    evaluation = evaluate(
-        roots=ROOTS,
-        sessions=platform.sessions,
-        live=platform.live,
-        encoders=platform.encoders,
-        folder=test.folder,
-        templates=test.templates,
-        classnames=test.classnames,
-        options=options,
-        limit_per_class=test.limit_per_class,
-    )
+    evaluation = test.evaluate(platform, options)
     log.info("%s %s: top-1 %.4f", test.name, evaluation.method, evaluation.top1)
     return evaluation
 

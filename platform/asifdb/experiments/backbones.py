@@ -22,13 +22,13 @@ from sqlalchemy import text
 from asifdb.context import Platform
 from asifdb.encoders import Encoder, ImageInput
 from asifdb.experiments import runner
-from asifdb.experiments.anchors_db import ACTOR, ROOT, ROOTS, ingest
+from asifdb.experiments.anchors_db import ACTOR, ROOT, ingest
 from asifdb.experiments.datasets import CIFAR_TEST, CIFAR_TRAIN, TINY_VAL, LabelledSet
 from asifdb.experiments.domain_pairs import TEMPLATE, _compare, _revoke, _sample
 from asifdb.experiments.memo_encoder import MemoImageEncoder
 from asifdb.services import models, reencode
 from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
+from asifdb.services.evaluation import Evaluation
 from asifdb.services.model import Encoders
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class _Encoders:
     def plain(self, image_encoder: str | None, text_encoder: str | None) -> Encoders:
         loaded = self.platform.encoders_of(image_encoder, text_encoder)
         image = loaded.image
-        return Encoders(image=getattr(image, "encoder", image), text=loaded.text)
+        if isinstance(image, MemoImageEncoder):  # the default's, remembering test images
+            image = image.encoder
+        return Encoders(image=image, text=loaded.text)
 
     def for_eval(self, backbone: Backbone) -> Encoders:
         plain = self.plain(backbone.image_encoder, backbone.text_encoder)
@@ -149,16 +151,8 @@ def _evaluate(
     platform: Platform, loaded: _Encoders, backbone: Backbone, test: LabelledSet, options: Options
 ) -> Evaluation:
     handle = platform.model(None if backbone.name == models.DEFAULT else backbone.name)
-    evaluation = evaluate(
-        roots=ROOTS,
-        sessions=platform.sessions,
-        live=handle.live,
-        encoders=loaded.for_eval(backbone),
-        folder=test.folder,
-        templates=test.templates,
-        classnames=test.classnames,
-        options=options,
-        limit_per_class=test.limit_per_class,
+    evaluation = test.evaluate(
+        platform, options, live=handle.live, encoders=loaded.for_eval(backbone)
     )
     log.info(
         "%s on %s (%d pairs): top-1 %.4f",

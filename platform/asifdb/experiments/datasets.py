@@ -3,16 +3,20 @@
 Experiment scripts name a `LabelledSet`; the integration tests pass small copies instead.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from asifdb.anchors.live import LiveModel
 from asifdb.context import Platform
 from asifdb.experiments.anchors_db import ROOTS, SHARED_DATA
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.services import labelsets
-from asifdb.services.evaluation import LabelledFolder, read_folder
+from asifdb.services.classify import Options
+from asifdb.services.evaluation import Evaluation, LabelledFolder, evaluate, read_folder
+from asifdb.services.model import Encoders
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,34 @@ class LabelledSet:
 
     def per_class(self, limit: int | None) -> "LabelledSet":
         return replace(self, limit_per_class=limit)
+
+    def evaluate(
+        self,
+        platform: Platform,
+        options: Options,
+        *,
+        live: LiveModel | None = None,
+        encoders: Encoders | None = None,
+        record: bool = False,
+        client: str | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> Evaluation:
+        """This set through `services.evaluation` on the platform's default model (or `live`
+        with `encoders`: a named model's), as the API's eval runs it."""
+        return evaluate(
+            roots=ROOTS,
+            sessions=platform.sessions,
+            live=platform.live if live is None else live,
+            encoders=platform.encoders if encoders is None else encoders,
+            folder=self.folder,
+            templates=self.templates,
+            classnames=self.classnames,
+            options=options,
+            limit_per_class=self.limit_per_class,
+            record=record,
+            client=client,
+            on_batch=on_batch,
+        )
 
 
 CIFAR_TEST = LabelledSet("CIFAR-10 test", SHARED_DATA / "cifar10" / "test", "cifar")

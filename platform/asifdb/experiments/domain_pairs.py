@@ -17,12 +17,12 @@ from matplotlib.figure import Figure
 
 from asifdb.context import Platform
 from asifdb.experiments import runner
-from asifdb.experiments.anchors_db import ACTOR, ROOTS, ingest
+from asifdb.experiments.anchors_db import ACTOR, ingest
 from asifdb.experiments.datasets import CIFAR_TEST, CIFAR_TRAIN, Embedded, LabelledSet, embed
 from asifdb.experiments.engine_sweep import Sweep, accuracy, load_anchors
 from asifdb.services import licences
 from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
+from asifdb.services.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,7 @@ TEMPLATE = "a photo of a {}."
 
 
 def _evaluate(platform: Platform, test: LabelledSet, options: Options) -> Evaluation:
-    evaluation = evaluate(
-        roots=ROOTS,
-        sessions=platform.sessions,
-        live=platform.live,
-        encoders=platform.encoders,
-        folder=test.folder,
-        templates=test.templates,
-        classnames=test.classnames,
-        options=options,
-        limit_per_class=test.limit_per_class,
-    )
+    evaluation = test.evaluate(platform, options)
     log.info("%d pairs: top-1 %.4f", evaluation.usable_pairs, evaluation.top1)
     return evaluation
 

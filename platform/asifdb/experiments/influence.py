@@ -14,11 +14,11 @@ from sqlalchemy import text
 
 from asifdb.context import Platform
 from asifdb.experiments import runner
-from asifdb.experiments.anchors_db import ACTOR, ROOTS
+from asifdb.experiments.anchors_db import ACTOR
 from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, Embedded, LabelledSet, embed
 from asifdb.experiments.engine_sweep import Anchors, Sweep, load_anchors
 from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
+from asifdb.services.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,7 @@ _USAGE = text(
 def _evaluate(
     platform: Platform, test: LabelledSet, options: Options, *, record: bool = False
 ) -> Evaluation:
-    evaluation = evaluate(
-        roots=ROOTS,
-        sessions=platform.sessions,
-        live=platform.live,
-        encoders=platform.encoders,
-        folder=test.folder,
-        templates=test.templates,
-        classnames=test.classnames,
-        options=options,
-        limit_per_class=test.limit_per_class,
-        record=record,
-        client=ACTOR,
-    )
+    evaluation = test.evaluate(platform, options, record=record, client=ACTOR)
     log.info("%s, %d pairs: top-1 %.4f", test.name, evaluation.usable_pairs, evaluation.top1)
     return evaluation
 

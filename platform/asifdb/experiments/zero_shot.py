@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 
 from asifdb.context import Platform
 from asifdb.experiments import runner
-from asifdb.experiments.anchors_db import ROOTS
 from asifdb.experiments.datasets import CIFAR_TEST, TINY_VAL, LabelledSet, embed
 from asifdb.experiments.engine_sweep import (
     Sweep,
@@ -26,7 +25,7 @@ from asifdb.experiments.engine_sweep import (
     nearest_caption_scores,
 )
 from asifdb.services.classify import Options
-from asifdb.services.evaluation import Evaluation, evaluate
+from asifdb.services.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +35,7 @@ def _evaluate(platform: Platform, labelled: LabelledSet, options: Options) -> Ev
         if done % 1024 < 32 or done == total:
             log.info("%s %s: %d/%d", labelled.name, options.aggregation, done, total)
 
-    return evaluate(
-        roots=ROOTS,
-        sessions=platform.sessions,
-        live=platform.live,
-        encoders=platform.encoders,
-        folder=labelled.folder,
-        templates=labelled.templates,
-        classnames=labelled.classnames,
-        options=options,
-        limit_per_class=labelled.limit_per_class,
-        on_batch=progress,
-    )
+    return labelled.evaluate(platform, options, on_batch=progress)
 
 
 def _first_per_class(evaluation: Evaluation, per_class: int) -> float:
