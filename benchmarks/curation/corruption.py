@@ -25,6 +25,7 @@ from asifdb.experiments import runner
 from asifdb.experiments.anchors_db import ROOT, ROOTS, SHARED_DATA, ingest
 from asifdb.schemas.curation import PairValues
 from asifdb.services import curation, evaluation, licences, model
+from asifdb.services.classify import Options
 
 log = logging.getLogger("curation")
 SWAPPED = "swapped-captions"
@@ -235,8 +236,7 @@ def _value(platform: Platform) -> PairValues:
             encoders=platform.encoders,
             labelled=evaluation.read_folder(SHARED_DATA / "cifar10" / "test", roots=ROOTS),
             templates="cifar",
-            k=800,
-            p=8.0,
+            options=Options(k=800, p=8.0),
             counts=WHAT_IF,
             top=10,
         )

@@ -40,7 +40,7 @@ def render() -> None:
                 source=chosen_source,
                 status=chosen_status,
                 image=(upload.name, upload.getvalue()) if upload else None,
-                encoders=runtime.platform().encoders if upload else None,
+                encoders=runtime.platform().model().encoders if upload else None,
                 limit=_PAGE,
                 offset=(int(page) - 1) * _PAGE,
             )

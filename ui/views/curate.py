@@ -9,6 +9,7 @@ import streamlit as st
 from pydantic import BaseModel
 
 from asifdb.services import curation, evaluation
+from asifdb.services.classify import Options
 from asifdb.services.uploads import UploadLimits
 
 # What the page needs (the API's permission name; None: any signed-in key).
@@ -153,14 +154,14 @@ def _value_report(archive: bytes, templates: str) -> None:
             max_images=settings.max_value_images,
             limits=UploadLimits(max_files=settings.max_value_images),
         ) as labelled:
+            handle = platform.model()
             report = curation.pair_values(
                 session,
-                live=platform.live,
-                encoders=platform.encoders,
+                live=handle.live,
+                encoders=handle.encoders,
                 labelled=labelled,
                 templates=templates,
-                k=settings.k,
-                p=settings.p,
+                options=Options.of(settings, model=handle.ref),
             )
         st.session_state["curate.value"] = report
 

@@ -165,8 +165,7 @@ def _impact(licence: License) -> None:
     with st.spinner("Re-running the predictions this licence carried…"):
         report = impact.licence_impact(
             sessions=platform.sessions,
-            live=platform.live,
-            encoders=platform.encoders,
+            model_of=platform.model,
             blobs=platform.blobs,
             licence=licence.id,
             sample=int(sample),

@@ -34,8 +34,9 @@ def _status() -> None:
     version, usable, k, p = st.columns(4)
     version.metric("Model version", (model and model.version) or "—")
     usable.metric("Usable pairs", model.usable_pairs if model else 0)
-    k.metric("k (default)", settings.k)
-    p.metric("p (default)", settings.p)
+    default = platform.model().ref  # the default model's k and p: a switch may set them
+    k.metric("k (default)", default.k)
+    p.metric("p (default)", default.p)
     st.subheader("Encoders")
     st.dataframe(
         [
@@ -73,25 +74,26 @@ def _accuracy_check() -> None:
     else:
         st.caption(
             f"`{settings.eval_folder}`, {settings.eval_limit_per_class} images a class, "
-            f"templates `{settings.eval_templates}`, k = {settings.k}, p = {settings.p:g}; "
+            f"templates `{settings.eval_templates}`, the default model's k and p; "
             "nothing is recorded."
         )
         if st.button("Run accuracy check"):
             # Any signed-in key, as before: nothing is recorded and the folder is the operator's.
             gate.allow(None)
             platform = runtime.platform()
+            handle = platform.model()
             progress = st.progress(0.0, text="Classifying…")
             result = evaluation.evaluate(
                 sessions=platform.sessions,
-                live=platform.live,
-                encoders=platform.encoders,
+                live=handle.live,
+                encoders=handle.encoders,
                 folder=settings.eval_folder,
                 roots=settings.source_roots,
                 classnames=settings.eval_classnames,
                 templates=evaluation.read_templates(
                     settings.eval_templates, roots=settings.source_roots
                 ),
-                options=Options(k=settings.k, p=settings.p),
+                options=Options.of(settings, model=handle.ref),
                 limit_per_class=settings.eval_limit_per_class,
                 on_batch=lambda done, total: progress.progress(
                     done / total, text=f"{done} of {total} images"

@@ -7,7 +7,7 @@ with 422 by validation, before any handler runs.
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Form, Path, Query
 from pydantic import Field
 
 from asifdb.schemas.base import Problem
@@ -35,6 +35,10 @@ ServerPath = Annotated[
         pattern=r"^/.*\S",
         description="An absolute path on the server.",
     ),
+]
+# In a form: the model a query runs on (`asifdb models list`); none, the default model.
+ModelName = Annotated[
+    str | None, Form(max_length=64, description="A named model (default: the default).")
 ]
 # A caption template: where the class name goes is marked {}.
 Template = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\{\}")]

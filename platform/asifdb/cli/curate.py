@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from asifdb.context import Platform, platform_at_head
 from asifdb.services import curation, evaluation
+from asifdb.services.classify import Options
 from asifdb.wire import to_json
 
 app = typer.Typer(help="Curation: mismatched captions, near-duplicates, harmful pairs; act.")
@@ -145,6 +146,9 @@ def value(
         str, typer.Option(help="What if: comma-separated counts of harmful pairs to exclude.")
     ] = ",".join(map(str, curation.WHAT_IF_COUNTS)),
     top: Annotated[int, typer.Option(min=1, max=curation.MAX_PAGE)] = 10,
+    model: Annotated[
+        str | None, typer.Option(help="A named model (asifdb models list); default: the default.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Each pair's value on a labelled folder, and accuracy without the most harmful (dry run)."""
@@ -157,14 +161,14 @@ def value(
             limit_per_class=limit,
             max_images=platform.settings.max_value_images,
         )
+        handle = platform.model(model)
         report = curation.pair_values(
             session,
-            live=platform.live,
-            encoders=platform.encoders,
+            live=handle.live,
+            encoders=handle.encoders,
             labelled=labelled,
             templates=templates,
-            k=platform.settings.k,
-            p=platform.settings.p,
+            options=Options.of(platform.settings, model=handle.ref),
             counts=counts,
             top=top,
         )

@@ -90,8 +90,7 @@ def licenses_impact(
     with platform_at_head() as platform:
         report = impact.licence_impact(
             sessions=platform.sessions,
-            live=platform.live,
-            encoders=platform.encoders,
+            model_of=platform.model,
             blobs=platform.blobs,
             licence=name,
             sample=sample,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from asifdb.cli.reencode import follow, print_report
+from asifdb.cli.reencode import submitted
 from asifdb.cli.shell import CLI_ACTOR, console
 from asifdb.context import platform_at_head
 from asifdb.services import models, submit
@@ -90,22 +90,18 @@ def default(
     wait: Wait = False,
 ) -> None:
     """Make a ready named model the default (its encoders, k and p), in one switch; queries
-    follow at once (no restart). Then set IMAGE_ENCODER / TEXT_ENCODER for the workers."""
+    and workers follow at once (no restart)."""
     _submit(name, wait, batch_size=batch_size, make_default=True)
 
 
 def _submit(name: str, wait: bool, **options: object) -> None:
-    with platform_at_head(keep_server=True) as platform:
+    with platform_at_head(keep_server=True) as platform:  # the workers need the server
         done = submit.model_job(platform, name=name, actor=CLI_ACTOR, **options)  # type: ignore[arg-type]
         job = done.job
-        console.print(
+        submitted(
+            platform,
+            done,
             f"model [bold]{name}[/]: re-encode {job.id}, {job.total} pairs by "
-            f"{job.image_encoder} + {job.text_encoder} in {done.batches} batches"
+            f"{job.image_encoder} + {job.text_encoder} in {done.batches} batches",
+            wait=wait,
         )
-        if done.note:
-            console.print(f"[yellow]{done.note}[/]")
-        if wait:
-            report = follow(platform, job.id)
-            print_report(report)
-            if report.status != "done":
-                raise typer.Exit(1)

@@ -7,19 +7,13 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, TextColumn
 
-from asifdb.context import Platform
+from asifdb.cli.shell import CLI_ACTOR, console, err
+from asifdb.context import Platform, platform_at_head
 from asifdb.schemas.encoders import ReencodeReport
 from asifdb.services import reencode as reencode_service
 from asifdb.services import submit
-from asifdb.settings import get_settings
-
-CLI_ACTOR = "cli"
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 def reencode(
@@ -38,13 +32,10 @@ def reencode(
     """Re-embed every pair from the blob store with other encoders, then switch the model.
 
     Queries keep the old encoders' embeddings until every pair is re-encoded; the switch is one
-    transaction, and classify / retrieve follow it at once. Afterwards set
-    IMAGE_ENCODER/TEXT_ENCODER to the same names and restart the workers (they refuse to
-    ingest with encoders other than the model's).
+    transaction, and queries and workers follow it at once (no restart). Set
+    IMAGE_ENCODER/TEXT_ENCODER to the same names for a fresh database to start there.
     """
-    platform = Platform(get_settings())
-    try:
-        platform.require_schema()
+    with platform_at_head(keep_server=True) as platform:  # the workers need the server
         done = submit.reencode_job(
             platform,
             image_encoder=image_encoder,
@@ -53,19 +44,26 @@ def reencode(
             batch_size=batch_size,
         )
         job = done.job
-        console.print(
+        submitted(
+            platform,
+            done,
             f"re-encode [bold]{job.id}[/]: {job.total} pairs to {job.image_encoder} + "
-            f"{job.text_encoder} in {done.batches} batches"
+            f"{job.text_encoder} in {done.batches} batches",
+            wait=wait,
         )
-        if done.note:
-            console.print(f"[yellow]{done.note}[/]")
-        if wait:
-            report = follow(platform, job.id)
-            print_report(report)
-            if report.status != "done":
-                raise typer.Exit(1)
-    finally:
-        platform.close(keep_server=True)
+
+
+def submitted(platform: Platform, done: submit.Submitted, headline: str, *, wait: bool) -> None:
+    """What a re-encode's submission prints (`reencode`, `models add / build / default`); with
+    `wait`, its progress to the end (exit 1 unless it ends done)."""
+    console.print(headline)
+    if done.note:
+        console.print(f"[yellow]{done.note}[/]")
+    if wait:
+        report = follow(platform, done.job.id)
+        print_report(report)
+        if report.status != "done":
+            raise typer.Exit(1)
 
 
 def follow(platform: Platform, reencode_id: int) -> ReencodeReport:

@@ -103,6 +103,7 @@ class WhatIf(Schema):
 class PairValues(Schema):
     """Each pair's value on labelled images, and the accuracy without the most harmful."""
 
+    model: str  # "default" or a named model (`asifdb models list`)
     model_version: int
     usable_pairs: int
     images_found_on: int

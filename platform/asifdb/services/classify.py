@@ -4,7 +4,7 @@ One REPEATABLE READ transaction per call: the model version, the anchors and the
 prediction all belong to one snapshot, so a concurrent revocation is seen entirely or not at all.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -50,6 +50,9 @@ class Options:
     aggregation: Literal["max", "mean"] = "max"
     method: Literal["exact", "ann", "ivf", "auto"] = "auto"
     exclude_pairs: frozenset[int] = field(default_factory=frozenset)
+    # Which of k and p the request left to the model ("k", "p"): the query takes them from
+    # the model as its own snapshot has it (`following`), not as it was read before.
+    from_model: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -70,9 +73,18 @@ class Options:
             p=base_p if p is None else p,
             aggregation=aggregation,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
+            from_model=frozenset(n for n, v in (("k", k), ("p", p)) if v is None),
         )
         options.check()
         return options
+
+    def following(self, model: "models.Definition") -> "Options":
+        """These options with the k and p the request left to the model taken from `model`,
+        its definition in the query's snapshot (where it sets them: the default model's are
+        the settings' until a named model is made the default)."""
+        k = model.k if "k" in self.from_model and model.k is not None else self.k
+        p = model.p if "p" in self.from_model and model.p is not None else self.p
+        return replace(self, k=k, p=p)
 
     def check(self) -> None:
         if not K_RANGE[0] <= self.k <= K_RANGE[1]:
@@ -185,7 +197,9 @@ def classify(
     options.check()
     valid = check_images(images)
     snapshot(session)
-    model_name = models.require(session, live.model, encoders)
+    definition = models.require(session, live.model, encoders)
+    options = options.following(definition)
+    model_name = definition.name
     view = live.view(session)
     if options.exclude_pairs:
         view = view.without(options.exclude_pairs)

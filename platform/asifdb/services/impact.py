@@ -2,10 +2,12 @@
 
 The deletion-verification report: for the most influenced predictions, the same input,
 candidates and settings are classified again now, without the licence's pairs (a dry run,
-not recorded), and the report says whether each prediction changed.
+not recorded), and the report says whether each prediction changed. Each is re-run on the
+model that made it (the default or a named one, as that model is now: `ModelOf`).
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,11 +15,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobNotFound, BlobStore
 from asifdb.db.models import License, Pair, Prediction
-from asifdb.errors import NotFound
+from asifdb.errors import Conflict, NotFound
 from asifdb.schemas.licenses import Impact, ImpactedPrediction, LicenseSummary, Rerun
 from asifdb.services import classify
 from asifdb.services.labelsets import Candidates
 from asifdb.services.model import Encoders
+
+
+class ModelParts(Protocol):
+    """A model's parts in a process (`context.ModelHandle`): its live anchors and encoders."""
+
+    @property
+    def live(self) -> LiveModel: ...
+
+    @property
+    def encoders(self) -> Encoders: ...
+
+
+ModelOf = Callable[[str | None], ModelParts]
+"""The parts of the model called so (None: the default), as it is now: `Platform.model`."""
 
 
 def _licence(session: Session, licence: str | int) -> License:
@@ -31,8 +47,7 @@ def _licence(session: Session, licence: str | int) -> License:
 def licence_impact(
     *,
     sessions: sessionmaker[Session],
-    live: LiveModel,
-    encoders: Encoders,
+    model_of: ModelOf,
     blobs: BlobStore,
     licence: str | int,
     sample: int = 20,
@@ -72,7 +87,7 @@ def licence_impact(
             )
         }
     reruns = [
-        _rerun(sessions, live, encoders, blobs, originals[r["prediction_id"]], r, pair_ids)
+        _rerun(sessions, model_of, blobs, originals[r["prediction_id"]], r, pair_ids)
         for r in chosen
     ]
     checked = [r for r in reruns if r.rerun is not None]
@@ -86,14 +101,13 @@ def licence_impact(
         changed=sum(1 for r in checked if r.changed),
         sample=reruns,
         method="the most influenced predictions (by share of score), re-run now on the "
-        "same input, candidates, k, p and aggregation, without this licence's pairs",
+        "same input, candidates, model, k, p and aggregation, without this licence's pairs",
     )
 
 
 def _rerun(
     sessions: sessionmaker[Session],
-    live: LiveModel,
-    encoders: Encoders,
+    model_of: ModelOf,
     blobs: BlobStore,
     original: Prediction,
     influence: dict[str, Any],
@@ -125,11 +139,15 @@ def _rerun(
         method="exact",
         exclude_pairs=excluded,
     )
+    try:
+        parts = model_of(original.model)
+    except (NotFound, Conflict) as exc:
+        return entry.model_copy(update={"note": f"not re-run: {exc}"})
     with sessions() as session, session.begin():
         [now] = classify.classify(
             session,
-            live=live,
-            encoders=encoders,
+            live=parts.live,
+            encoders=parts.encoders,
             images=[(original.input_name or "input", image)],
             candidates=candidates,
             options=options,

@@ -166,7 +166,16 @@ def process_batch(
     `asifdb models build` (`models list` shows it behind).
     """
     try:
-        return _process_batch(sessions, blobs, encoders, batch_id, limits, on_encoded, encoders_for)
+        for _ in range(_SWITCH_RETRIES):
+            try:
+                return _process_batch(
+                    sessions, blobs, encoders, batch_id, limits, on_encoded, encoders_for
+                )
+            except _EncodersSwitched as switched:
+                log.info("batch %d of job %s: the encoders switched; again", batch_id, switched)
+        raise Conflict(
+            f"batch {batch_id}: the model's encoders switched {_SWITCH_RETRIES} times during it"
+        )
     except AsifdbError:
         raise
     except Exception as exc:
@@ -174,6 +183,14 @@ def process_batch(
             raise
         failure = _record_failure(sessions, batch_id, _describe(exc), retries or Retries())
         raise failure from exc
+
+
+# How many times a batch runs again because the model switched encoders while it ran.
+_SWITCH_RETRIES = 3
+
+
+class _EncodersSwitched(Exception):
+    """The default model's encoders changed during the batch: nothing of it was committed."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -265,10 +282,9 @@ def _process_batch(
         if batch.done or batch.failed:
             return BatchOutcome(batch_id, "already_done" if batch.done else "failed")
         job = session.get_one(Job, batch.job_id)
-        # Refuses (and fails the job) if the model's pairs come from other encoders.
-        model.ensure_state(
-            session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
-        )
+        # The default model's encoders now (a worker follows a switch); without
+        # `encoders_for`, others than the configured refuse (and fail the job).
+        encoders = model.adopt(session, configured=encoders, encoders_for=encoders_for)
         session.execute(
             update(JobBatch).where(JobBatch.id == batch_id).values(attempts=JobBatch.attempts + 1)
         )
@@ -451,10 +467,10 @@ def _ingest(
                     always=True,
                 )
                 # A re-encode may have switched the encoders since this batch began: the model
-                # row is locked now, so this check and the pairs' commit see the same encoders.
-                model.ensure_state(
-                    session, image_encoder=encoders.image.name, text_encoder=encoders.text.name
-                )
+                # row is locked now, so this check and the pairs' commit see the same encoders;
+                # if they moved, the batch runs again with the new ones (process_batch).
+                if not model.still_current(session, encoders):
+                    raise _EncodersSwitched(job.id)
             if encoders_for is not None:
                 # Under the model row's lock (change_usable took it): a model's build ends
                 # under the same lock, so it either is listed here or, ending after this

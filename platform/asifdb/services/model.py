@@ -27,6 +27,36 @@ EncodersFor = Callable[[str, str], Encoders]
 
 def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> int:
     """Adopt the encoders on first use; refuse encoders other than the ones in the database."""
+    row = _adopted(session, image_encoder=image_encoder, text_encoder=text_encoder)
+    if mismatch := _mismatch(row, image_encoder=image_encoder, text_encoder=text_encoder):
+        raise ConfigError(mismatch)
+    return row.version
+
+
+def adopt(session: Session, *, configured: Encoders, encoders_for: EncodersFor | None) -> Encoders:
+    """The encoders that embed what joins the default model, as this transaction sees it: the
+    configured ones on first use (adopted) or where they are the model's; else the ones the
+    database names, loaded by `encoders_for` (a worker follows `asifdb models default` with
+    no restart). Without `encoders_for`, encoders other than the configured are refused."""
+    row = _adopted(session, image_encoder=configured.image.name, text_encoder=configured.text.name)
+    mismatch = _mismatch(
+        row, image_encoder=configured.image.name, text_encoder=configured.text.name
+    )
+    if mismatch is None:
+        return configured
+    if encoders_for is None:
+        raise ConfigError(mismatch)
+    return encoders_for(row.image_encoder, row.text_encoder)
+
+
+def still_current(session: Session, encoders: Encoders) -> bool:
+    """Whether `encoders` are the default model's now (the caller holds the model row's lock,
+    so the answer holds until it commits)."""
+    row = _state(session)
+    return (row.image_encoder, row.text_encoder) == (encoders.image.name, encoders.text.name)
+
+
+def _adopted(session: Session, *, image_encoder: str, text_encoder: str) -> Row:
     session.execute(
         text(
             "UPDATE model_state SET image_encoder = :i, text_encoder = :t "
@@ -34,10 +64,7 @@ def ensure_state(session: Session, *, image_encoder: str, text_encoder: str) -> 
         ),
         {"i": image_encoder, "t": text_encoder},
     )
-    row = _state(session)
-    if mismatch := _mismatch(row, image_encoder=image_encoder, text_encoder=text_encoder):
-        raise ConfigError(mismatch)
-    return row.version
+    return _state(session)
 
 
 def require_encoders(session: Session, encoders: Encoders) -> None:

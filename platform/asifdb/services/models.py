@@ -72,12 +72,25 @@ def resolve(session: Session, settings: Settings, name: str | None) -> ModelRef:
     return ModelRef(named.name, named.image_encoder, named.text_encoder, named.k, named.p)
 
 
-def require(session: Session, model: str | None, encoders: Encoders) -> str:
+@dataclass(frozen=True)
+class Definition:
+    """A model as the query's own snapshot has it: the name predictions record, and its k and
+    p (None: the default model's are the settings' until a named model is made the default)."""
+
+    name: str
+    k: int | None
+    p: float | None
+
+
+def require(session: Session, model: str | None, encoders: Encoders) -> Definition:
     """In the query's own snapshot: the model (None: the default) can answer with these
-    encoders (a Conflict naming the mismatch otherwise). Returns the name predictions record."""
+    encoders (a Conflict naming the mismatch otherwise; `Platform.model` read them before the
+    snapshot, and a switch between the two is refused, never answered with a mix). Returns
+    its definition there, whose k and p the query follows (`classify.Options.following`)."""
     if model is None or model == DEFAULT:
         require_encoders(session, encoders)
-        return DEFAULT
+        state = session.execute(text("SELECT k, p FROM model_state WHERE id = 1")).one()
+        return Definition(DEFAULT, state.k, state.p)
     named = session.get(NamedModel, model)
     if named is None or named.status != "ready":
         raise Conflict(f"model {model!r} is not ready: `asifdb models list`")
@@ -86,7 +99,7 @@ def require(session: Session, model: str | None, encoders: Encoders) -> str:
             f"model {model!r} is {named.image_encoder} + {named.text_encoder}, "
             f"not {encoders.image.name} + {encoders.text.name}"
         )
-    return named.name
+    return Definition(named.name, named.k, named.p)
 
 
 def add(

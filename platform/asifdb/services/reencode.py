@@ -343,22 +343,16 @@ def _switch(
             returning=sorted(after - before),
             always=True,
         )
-        job.status = "done"
-        job.finished_at = func.now()
-        job.switched_version = version
-        audit.record(
+        _finish(
             session,
-            actor=job.created_by or "unknown",
+            job,
+            version,
             action="model.reencode",
-            target_type="reencode",
-            target_id=str(job.id),
-            model_version=version,
+            target=("reencode", str(job.id)),
             details={
                 "from": [job.from_image_encoder, job.from_text_encoder],
                 "to": [job.image_encoder, job.text_encoder],
                 "model": job.model,
-                "pairs": job.done,
-                "missing_blobs": job.missing,
                 "no_longer_usable": len(before - after),
             },
         )
@@ -379,23 +373,38 @@ def _model_ready(session: Session, job: Reencode, timer: StageTimer) -> None:
         version = model.change_usable(
             session, change=f"reencode {job.id}: model {job.model} built", always=True
         )
-        job.status = "done"
-        job.finished_at = func.now()
-        job.switched_version = version
-        audit.record(
+        _finish(
             session,
-            actor=job.created_by or "unknown",
+            job,
+            version,
             action="model.ready",
-            target_type="model",
-            target_id=job.model,
-            model_version=version,
-            details={
-                "encoders": [job.image_encoder, job.text_encoder],
-                "reencode": job.id,
-                "pairs": job.done,
-                "missing_blobs": job.missing,
-            },
+            target=("model", str(job.model)),
+            details={"encoders": [job.image_encoder, job.text_encoder], "reencode": job.id},
         )
+
+
+def _finish(
+    session: Session,
+    job: Reencode,
+    version: int,
+    *,
+    action: str,
+    target: tuple[str, str],
+    details: dict[str, object],
+) -> None:
+    """The re-encode is done at `version`, and the audit log says so (with its pair counts)."""
+    job.status = "done"
+    job.finished_at = func.now()
+    job.switched_version = version
+    audit.record(
+        session,
+        actor=job.created_by or "unknown",
+        action=action,
+        target_type=target[0],
+        target_id=target[1],
+        model_version=version,
+        details={**details, "pairs": job.done, "missing_blobs": job.missing},
+    )
 
 
 def fail(session: Session, *, batch_id: int, error: str) -> None:

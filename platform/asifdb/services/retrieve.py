@@ -26,13 +26,13 @@ MAX_CANDIDATES = 1000
 MAX_TOP = 100
 
 
-def _view(session: Session, live: LiveModel, encoders: Encoders) -> View:
+def _view(session: Session, live: LiveModel, encoders: Encoders) -> tuple[View, models.Definition]:
     snapshot(session)
-    models.require(session, live.model, encoders)
+    definition = models.require(session, live.model, encoders)
     view = live.view(session)
     if view.rows.size == 0:
         raise Conflict("the model has no usable pairs: add pairs first")
-    return view
+    return view, definition
 
 
 def retrieve(
@@ -55,7 +55,8 @@ def retrieve(
     options.check()
     if not 1 <= top <= MAX_TOP:
         raise InvalidInput(f"top = {top}: use 1 to {MAX_TOP}")
-    view = _view(session, live, encoders)
+    view, definition = _view(session, live, encoders)
+    options = options.following(definition)
     if direction == "image_to_text":
         if image is None:
             raise InvalidInput("image_to_text needs an image")
@@ -124,7 +125,7 @@ def retrieve(
         result={"hits": [hit.model_dump() for hit in hits]},
         predicted_label=str(hits[0].candidate),
         score=hits[0].score,
-        model=live.model or models.DEFAULT,
+        model=definition.name,
         model_version=view.version,
         image_encoder=encoders.image.name,
         text_encoder=encoders.text.name,
@@ -138,7 +139,7 @@ def retrieve(
     return Retrieval(
         prediction_id=prediction_id,
         direction=direction,
-        model=live.model or models.DEFAULT,
+        model=definition.name,
         model_version=view.version,
         hits=hits,
     )

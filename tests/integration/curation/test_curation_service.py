@@ -9,6 +9,7 @@ from asifdb.context import Platform
 from asifdb.errors import Conflict, InvalidInput
 from asifdb.schemas.curation import Marked
 from asifdb.services import classify, curation, evaluation, labelsets
+from asifdb.services.classify import Options
 from tests.integration.curation.conftest import CLASSES, NOISY, K, Seeded
 
 
@@ -196,7 +197,7 @@ def test_pair_value_finds_the_harmful_pairs_and_the_what_if_is_a_dry_run(
             live=platform.live,
             encoders=platform.encoders,
             labelled=evaluation.read_folder(folder, roots=[folder.parent]),
-            k=K,
+            options=Options(k=K),
             counts=(0, 3),
             top=5,
         )

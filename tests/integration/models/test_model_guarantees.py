@@ -3,10 +3,8 @@ promise docs/operations.md makes, in the way the review found it broken: a proce
 a switch, the approximate path of a named model, the app role redefining a model, a deleted
 pair only a named model held, one (model, version) meaning two sets of pairs."""
 
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
@@ -17,27 +15,17 @@ from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobStore
 from asifdb.db.session import make_engine
 from asifdb.errors import Conflict
-from asifdb.services import classify, ingestion, labelsets, licences, models, reencode
+from asifdb.services import licences, models, reencode
 from asifdb.services.model import Encoders
 from tests.conftest import setup_url
-from tests.samples import TEST_ROOTS, copy_samples
-
-LABELS = ["dog", "cat", "car", "tree", "building", "food"]
-
-
-class Rolled:
-    """A real image encoder under another name, of the same width (1280), whose rows are the
-    original's with the dimensions rolled: every cosine between two of its embeddings equals
-    the original's, so a model on it answers exactly as the original model does."""
-
-    modality = "image"
-
-    def __init__(self, encoder: object, name: str = "rolled-lite0") -> None:
-        self._encoder = encoder
-        self.name = name
-
-    def embed_batch(self, items: list[bytes]) -> np.ndarray:
-        return np.roll(self._encoder.embed_batch(items), 640, axis=1)
+from tests.integration.models.building import (
+    Rolled,
+    add_model,
+    classify_one,
+    first_image,
+    ingest_shard,
+    run_reencode,
+)
 
 
 @pytest.fixture
@@ -48,90 +36,26 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
-def _ingest(
-    sessions,
-    blobs,
-    encoders,
-    folder: Path,
-    shared_data: Path,
-    *,
-    n: int,
-    offset: int,
-    collection: str = "default",
-):
-    folder.mkdir()
-    with tarfile.open(folder / "00000.tar", "w") as tar:
-        copy_samples(shared_data, tar, n, offset=offset)
-    with sessions.begin() as session:
-        job = ingestion.start_job(
-            session,
-            roots=TEST_ROOTS,
-            source=str(folder),
-            license_name="kept",
-            actor="test",
-            collection=collection,
-        )
-        batches = ingestion.BATCHES.pending(session, job.id)
-    for batch_id in batches:
-        ingestion.process_batch(
-            sessions=sessions, blobs=blobs, encoders=encoders, batch_id=batch_id
-        )
-
-
-def _run(sessions, blobs, encoders: Encoders, job_id: int) -> list[str]:
-    with sessions() as session:
-        batches = reencode.BATCHES.pending(session, job_id)
-    return [
-        reencode.process_batch(
-            sessions=sessions, blobs=blobs, encoders_for=lambda i, t: encoders, batch_id=b
-        ).status
-        for b in batches
-    ]
-
-
-def _classify(sessions, live: LiveModel, encoders: Encoders, image: bytes, method="exact"):
-    with sessions.begin() as session:
-        [result] = classify.classify(
-            session,
-            live=live,
-            encoders=encoders,
-            images=[("query.jpg", image)],
-            candidates=labelsets.candidates(session, labels=LABELS, templates="default"),
-            options=classify.Options(k=5, p=8.0, method=method),
-            client="test",
-            channel="cli",
-        )
-    return result
-
-
-def _query(sessions, blobs) -> bytes:
-    with sessions() as session:
-        sha = session.execute(
-            text("SELECT image_sha256 FROM pairs ORDER BY id LIMIT 1")
-        ).scalar_one()
-    return blobs.get(sha)
-
-
 def test_a_process_that_follows_a_switch_of_image_encoder_answers_as_a_fresh_one(
     sessions: sessionmaker[Session], encoders: Encoders, shared_data: Path, tmp_path: Path
 ) -> None:
     """docs/operations.md: 'Queries follow the switch at once, no restart'. The API process's
     LiveModel (Platform.live) outlives the switch; its exact indexes must not."""
     blobs = BlobStore(tmp_path / "blobs")
-    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, n=12, offset=0)
-    query = _query(sessions, blobs)
+    ingest_shard(sessions, blobs, encoders, tmp_path / "a", shared_data, n=12, offset=0)
+    query = first_image(sessions, blobs)
     running = LiveModel()  # the API's Platform.live: one per process, for the default model
-    before = _classify(sessions, running, encoders, query)
+    before = classify_one(sessions, running, encoders, query)
 
     rolled = Encoders(image=Rolled(encoders.image), text=encoders.text)
     with sessions.begin() as session:
         job = reencode.start(
             session, image_encoder=rolled.image.name, text_encoder=rolled.text.name, actor="op"
         )
-    assert _run(sessions, blobs, rolled, job.id)[-1] == "switched"
+    assert run_reencode(sessions, blobs, rolled, job.id)[-1] == "switched"
 
-    fresh = _classify(sessions, LiveModel(), rolled, query)  # a process started after it
-    after = _classify(sessions, running, rolled, query)  # the process that was running
+    fresh = classify_one(sessions, LiveModel(), rolled, query)  # a process started after it
+    after = classify_one(sessions, running, rolled, query)  # the process that was running
     # Every cosine of the rolled model equals the original's: the fresh process answers as before.
     assert (fresh.label, round(fresh.score, 5)) == (before.label, round(before.score, 5))
     # The running one must too; with the stale image index it scores the rolled query against
@@ -140,21 +64,6 @@ def test_a_process_that_follows_a_switch_of_image_encoder_answers_as_a_fresh_one
         (e.pair_id, round(e.image_similarity, 4)) for e in fresh.evidence
     ]
     assert round(after.score, 5) == round(fresh.score, 5)
-
-
-def _named(sessions, blobs, name, encoders: Encoders, collection=None) -> None:
-    with sessions.begin() as session:
-        job = models.add(
-            session,
-            name=name,
-            image_encoder=encoders.image.name,
-            text_encoder=encoders.text.name,
-            k=5,
-            p=8.0,
-            collection=collection,
-            actor="steward",
-        )
-    assert _run(sessions, blobs, encoders, job.id)[-1] == "switched"
 
 
 def _build_hnsw(db_url: str) -> None:
@@ -176,19 +85,21 @@ def test_the_approximate_path_is_the_default_models_alone(
     other encoders, or of one collection) asked for `ann` is refused, and `auto` is exact for
     it, so it answers from its own embeddings and collection only."""
     blobs = BlobStore(tmp_path / "blobs")
-    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, n=8, offset=0)
-    _ingest(sessions, blobs, encoders, tmp_path / "b", shared_data, n=8, offset=8, collection="sub")
-    query = _query(sessions, blobs)  # pair 1: collection default, not sub
+    ingest_shard(sessions, blobs, encoders, tmp_path / "a", shared_data, n=8, offset=0)
+    ingest_shard(
+        sessions, blobs, encoders, tmp_path / "b", shared_data, n=8, offset=8, collection="sub"
+    )
+    query = first_image(sessions, blobs)  # pair 1: collection default, not sub
     rolled = Encoders(image=Rolled(encoders.image), text=encoders.text)
-    _named(sessions, blobs, "rolled", rolled)
-    _named(sessions, blobs, "sub", encoders, collection="sub")
+    add_model(sessions, blobs, "rolled", rolled)
+    add_model(sessions, blobs, "sub", encoders, collection="sub")
     _build_hnsw(db_url)
     for name, enc in (("rolled", rolled), ("sub", encoders)):
         live = LiveModel(model=name)
         for approximate in ("ann", "ivf"):
             with pytest.raises(Conflict, match="covers the default model only"):
-                _classify(sessions, live, enc, query, method=approximate)
-        auto = _classify(sessions, live, enc, query, method="auto")
+                classify_one(sessions, live, enc, query, method=approximate)
+        auto = classify_one(sessions, live, enc, query, method="auto")
         assert (auto.method, auto.model) == ("exact", name)
     assert (auto.usable_pairs, {e.pair_id for e in auto.evidence} <= set(range(9, 17))) == (
         8,
@@ -229,9 +140,9 @@ def test_a_deleted_pair_leaves_a_named_model_that_held_it_when_the_default_did_n
     from asifdb.services import pairs
 
     blobs = BlobStore(tmp_path / "blobs")
-    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, n=6, offset=0)
+    ingest_shard(sessions, blobs, encoders, tmp_path / "a", shared_data, n=6, offset=0)
     rolled = Encoders(image=Rolled(encoders.image), text=encoders.text)
-    _named(sessions, blobs, "rolled", rolled)
+    add_model(sessions, blobs, "rolled", rolled)
     with sessions() as session:
         lost, sha = session.execute(
             text("SELECT id, image_sha256 FROM pairs ORDER BY id LIMIT 1")
@@ -242,7 +153,7 @@ def test_a_deleted_pair_leaves_a_named_model_that_held_it_when_the_default_did_n
         job = reencode.start(
             session, image_encoder=other.image.name, text_encoder=other.text.name, actor="op"
         )
-    assert _run(sessions, blobs, other, job.id)[-1] == "switched"
+    assert run_reencode(sessions, blobs, other, job.id)[-1] == "switched"
 
     live = LiveModel(model="rolled")  # an API process serving the named model
     with sessions.begin() as session:
@@ -267,11 +178,11 @@ def test_one_version_of_a_named_model_means_one_set_of_pairs(
     version (reencode._join_if_current only makes one for the default's encoders): two
     processes then answer for the same (model, version) from different pairs."""
     blobs = BlobStore(tmp_path / "blobs")
-    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, n=4, offset=0)
+    ingest_shard(sessions, blobs, encoders, tmp_path / "a", shared_data, n=4, offset=0)
     rolled = Encoders(image=Rolled(encoders.image), text=encoders.text)
-    _named(sessions, blobs, "rolled", rolled)
+    add_model(sessions, blobs, "rolled", rolled)
     # Pairs ingested by a caller without encoders_for (the CLI's, a test's): they miss the model.
-    _ingest(sessions, blobs, encoders, tmp_path / "b", shared_data, n=4, offset=4)
+    ingest_shard(sessions, blobs, encoders, tmp_path / "b", shared_data, n=4, offset=4)
     old = LiveModel(model="rolled")
     with sessions.begin() as session:
         before = old.view(session)

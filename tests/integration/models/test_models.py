@@ -3,7 +3,6 @@ encoders. A named model of other widths is built beside the default one without 
 default's answers, then both answer side by side; a revocation leaves both at once; pairs added
 since a build join the named model when it is built again; a model's definition is fixed."""
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobStore
-from asifdb.errors import Conflict
-from asifdb.schemas.predictions import Classification
-from asifdb.services import classify, ingestion, labelsets, licences, models, reencode
+from asifdb.errors import ConfigError, Conflict
+from asifdb.services import licences, models
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
-from tests.samples import TEST_ROOTS, copy_samples
-
-LABELS = ["dog", "cat", "car", "tree", "building", "food"]
+from tests.integration.models.building import classify_one, ingest_shard, run_reencode
 
 
 class Narrow:
@@ -45,72 +41,14 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
-def _ingest(
-    sessions: sessionmaker[Session],
-    blobs: BlobStore,
-    encoders: Encoders,
-    folder: Path,
-    shared_data: Path,
-    *,
-    licence: str,
-    n: int,
-    offset: int,
-    encoders_for: object = None,
-) -> None:
-    folder.mkdir()
-    with tarfile.open(folder / "00000.tar", "w") as tar:
-        copy_samples(shared_data, tar, n, offset=offset)
-    with sessions.begin() as session:
-        job = ingestion.start_job(
-            session, roots=TEST_ROOTS, source=str(folder), license_name=licence, actor="test"
-        )
-        batches = ingestion.BATCHES.pending(session, job.id)
-    for batch_id in batches:
-        ingestion.process_batch(
-            sessions=sessions,
-            blobs=blobs,
-            encoders=encoders,
-            batch_id=batch_id,
-            encoders_for=encoders_for,
-        )
-
-
-def _build(
-    sessions: sessionmaker[Session], blobs: BlobStore, encoders: Encoders, job_id: int
-) -> list[str]:
-    with sessions() as session:
-        batches = reencode.BATCHES.pending(session, job_id)
-    return [
-        reencode.process_batch(
-            sessions=sessions, blobs=blobs, encoders_for=lambda i, t: encoders, batch_id=b
-        ).status
-        for b in batches
-    ]
-
-
-def _classify(
-    sessions: sessionmaker[Session], live: LiveModel, encoders: Encoders, image: bytes, k: int
-) -> Classification:
-    with sessions.begin() as session:
-        [result] = classify.classify(
-            session,
-            live=live,
-            encoders=encoders,
-            images=[("query.jpg", image)],
-            candidates=labelsets.candidates(session, labels=LABELS, templates="default"),
-            options=classify.Options(k=k, p=8.0),
-            client="test",
-            channel="cli",
-        )
-    return result
-
-
 def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_both(
     sessions: sessionmaker[Session], encoders: Encoders, shared_data: Path, tmp_path: Path
 ) -> None:
     blobs = BlobStore(tmp_path / "blobs")
-    _ingest(sessions, blobs, encoders, tmp_path / "a", shared_data, licence="kept", n=14, offset=0)
-    _ingest(
+    ingest_shard(
+        sessions, blobs, encoders, tmp_path / "a", shared_data, licence="kept", n=14, offset=0
+    )
+    ingest_shard(
         sessions, blobs, encoders, tmp_path / "b", shared_data, licence="withdrawn", n=6, offset=14
     )
     query = blobs.get(
@@ -118,7 +56,7 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
     )
     narrow = Encoders(image=Narrow(encoders.image), text=encoders.text)
     default_live, narrow_live = LiveModel(), LiveModel(model="narrow")
-    before = _classify(sessions, default_live, encoders, query, k=5)
+    before = classify_one(sessions, default_live, encoders, query, k=5)
 
     with sessions.begin() as session:
         job = models.add(
@@ -135,9 +73,9 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
     # Building: the named model answers nothing, the default answers as before.
     with pytest.raises(Conflict, match="building"), sessions() as session:
         models.resolve(session, Settings(), "narrow")
-    statuses = _build(sessions, blobs, narrow, job.id)
+    statuses = run_reencode(sessions, blobs, narrow, job.id)
     assert statuses[-1] == "switched" and len(statuses) == 3
-    during = _classify(sessions, default_live, encoders, query, k=5)
+    during = classify_one(sessions, default_live, encoders, query, k=5)
     assert (during.label, during.score, during.model) == (before.label, before.score, "default")
 
     with sessions() as session:
@@ -148,8 +86,8 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
     assert listed["narrow"].status == "ready" and listed["narrow"].usable_pairs == 20
     assert widths["narrow-lite0"] == 64 and widths[encoders.image.name] == 1280
     # Side by side: each model answers from its own embeddings, and records which it was.
-    named = _classify(sessions, narrow_live, narrow, query, k=4)
-    default = _classify(sessions, default_live, encoders, query, k=5)
+    named = classify_one(sessions, narrow_live, narrow, query, k=4)
+    default = classify_one(sessions, default_live, encoders, query, k=5)
     assert named.model == "narrow" and default.model == "default"
     assert named.usable_pairs == default.usable_pairs == 20
     assert narrow_live.view(sessions()).anchors.image.shape == (20, 64)
@@ -163,7 +101,7 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
     assert recorded == {named.prediction_id: "narrow", default.prediction_id: "default"}
     # The wrong encoders for a named model are refused in the query's own snapshot.
     with pytest.raises(Conflict, match="narrow-lite0"):
-        _classify(sessions, narrow_live, encoders, query, k=4)
+        classify_one(sessions, narrow_live, encoders, query, k=4)
 
     # A revocation: its pairs leave both models at the next query.
     with sessions.begin() as session:
@@ -177,7 +115,7 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
             )
         )
     for live, enc, k in ((narrow_live, narrow, 4), (default_live, encoders, 5)):
-        answer = _classify(sessions, live, enc, query, k=k)
+        answer = classify_one(sessions, live, enc, query, k=k)
         assert answer.usable_pairs == 14
         with sessions() as session:
             carried = set(
@@ -190,24 +128,26 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
         assert not set(live.view(sessions()).pair_ids.tolist()) & gone
 
     # Pairs added after the build: in the default model at once, in the named one once built.
-    _ingest(sessions, blobs, encoders, tmp_path / "c", shared_data, licence="kept", n=2, offset=20)
+    ingest_shard(
+        sessions, blobs, encoders, tmp_path / "c", shared_data, licence="kept", n=2, offset=20
+    )
     with sessions() as session:
         listed = {m.name: m for m in models.list_models(session, Settings())}
     assert (listed["default"].usable_pairs, listed["narrow"].usable_pairs) == (16, 14)
     assert listed["narrow"].expected_pairs == 16
     with sessions.begin() as session:
         again = models.build(session, name="narrow", actor="steward")
-    _build(sessions, blobs, narrow, again.id)
+    run_reencode(sessions, blobs, narrow, again.id)
     with sessions() as session:
         embedded = session.execute(
             text("SELECT done, total FROM reencodes WHERE id = :r"), {"r": again.id}
         ).one()
-    assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 16
+    assert classify_one(sessions, narrow_live, narrow, query, k=4).usable_pairs == 16
     assert tuple(embedded) == (22, 22)  # every ready pair, held or embedded now
 
     # A worker (it can load every model's encoders) embeds new pairs for the named models too:
     # they join both models with the batch, no build needed.
-    _ingest(
+    ingest_shard(
         sessions,
         blobs,
         encoders,
@@ -228,21 +168,42 @@ def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_
         ).scalar_one()
     assert (listed["default"].usable_pairs, listed["narrow"].usable_pairs) == (19, 19)
     assert wide == 25
-    assert _classify(sessions, narrow_live, narrow, query, k=4).usable_pairs == 19
+    assert classify_one(sessions, narrow_live, narrow, query, k=4).usable_pairs == 19
 
     # Made the default: one switch, nothing embedded again (every pair holds its embeddings);
     # the default model is now its encoders, k and p, and the old encoders are refused.
     with sessions.begin() as session:
         switch = models.make_default(session, name="narrow", actor="steward")
-    assert _build(sessions, blobs, narrow, switch.id)[-1] == "switched"
+    assert run_reencode(sessions, blobs, narrow, switch.id)[-1] == "switched"
     with sessions() as session:
         now = models.resolve(session, Settings(), None)
     assert (now.image_encoder, now.k, now.p) == ("narrow-lite0", 4, 8.0)
-    switched = _classify(sessions, default_live, narrow, query, k=now.k)
+    switched = classify_one(sessions, default_live, narrow, query, k=now.k)
     assert (switched.model, switched.usable_pairs) == ("default", 19)
     assert default_live.view(sessions()).anchors.image.shape[1] == 64
     with pytest.raises(Conflict, match="narrow-lite0"):
-        _classify(sessions, default_live, encoders, query, k=5)
+        classify_one(sessions, default_live, encoders, query, k=5)
+    # A worker still configured with the old encoders follows the switch, with no restart:
+    # its batches embed by the default model's encoders now, and the pairs join it.
+    ingest_shard(
+        sessions,
+        blobs,
+        encoders,
+        tmp_path / "e",
+        shared_data,
+        n=2,
+        offset=25,
+        encoders_for=lambda image, text_: narrow,
+    )
+    assert classify_one(sessions, default_live, narrow, query, k=4).usable_pairs == 21
+    with sessions() as session:
+        wide = session.execute(
+            text("SELECT count(*) FROM pair_embeddings WHERE encoder = 'narrow-lite0'")
+        ).scalar_one()
+    assert wide == 27  # the 2 new pairs are embedded by the new default's image encoder
+    # A caller that cannot load them (no `encoders_for`) is refused, naming both.
+    with pytest.raises(ConfigError, match="narrow-lite0"):
+        ingest_shard(sessions, blobs, encoders, tmp_path / "f", shared_data, n=1, offset=27)
 
     # A model's definition never changes (a prediction's model name keeps its meaning).
     with pytest.raises(IntegrityError, match="never changes"), sessions.begin() as session:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
+from asifdb.api.params import ModelName
 from asifdb.context import Platform
 from asifdb.limits import RequestLimits
 from asifdb.schemas.predictions import Classification
@@ -44,9 +45,7 @@ async def classify(
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
     aggregation: Annotated[Literal["max", "mean"], Form()] = "max",
     method: Annotated[Literal["exact", "ann", "ivf", "auto"], Form()] = "auto",
-    model: Annotated[
-        str | None, Form(max_length=64, description="A named model (default: the default).")
-    ] = None,
+    model: ModelName = None,
 ) -> list[Classification]:
     asked = {"k": k, "p": p, "aggregation": aggregation, "method": method}
     Options.of(platform.settings, **asked)  # checked before any work is queued

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from asifdb.api.deps import PlatformDep, SessionDep, allowed
-from asifdb.api.params import MAX_ID, BodyId, Offset
+from asifdb.api.params import MAX_ID, BodyId, ModelName, Offset
 from asifdb.errors import InvalidInput, TooLarge
 from asifdb.schemas.curation import (
     Duplicates,
@@ -25,7 +25,7 @@ from asifdb.schemas.curation import (
     Unmarked,
 )
 from asifdb.services import curation, evaluation
-from asifdb.services.classify import K_RANGE, P_RANGE
+from asifdb.services.classify import K_RANGE, P_RANGE, Options
 from asifdb.services.keys import Principal
 from asifdb.services.uploads import UploadLimits
 
@@ -131,8 +131,10 @@ def value(
         Form(max_length=20, description="What if the N most harmful pairs were excluded."),
     ] = None,
     top: Annotated[int, Form(ge=1, le=curation.MAX_PAGE)] = 20,
+    model: ModelName = None,
 ) -> PairValues:
     settings = platform.settings
+    handle = platform.model(model)
     most = settings.api_max_image_bytes
     if (archive is None) == (images is None):
         raise InvalidInput("send either images (with their classes) or an archive")
@@ -140,12 +142,11 @@ def value(
     def value_of(labelled: evaluation.Labelled) -> PairValues:
         return curation.pair_values(
             session,
-            live=platform.live,
-            encoders=platform.encoders,
+            live=handle.live,
+            encoders=handle.encoders,
             labelled=labelled,
             templates=template or templates,
-            k=settings.k,
-            p=settings.p,
+            options=Options.of(settings, model=handle.ref),
             counts=tuple(curation.WHAT_IF_COUNTS if counts is None else counts),
             top=top,
         )

@@ -44,8 +44,7 @@ async def licence_impact(
     return await heavy.run(
         impact.licence_impact,
         sessions=platform.sessions,
-        live=platform.live,
-        encoders=platform.encoders,
+        model_of=platform.model,
         blobs=platform.blobs,
         licence=license_id,
         sample=sample,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from asifdb.api.deps import HeavyDep, LimitsDep, PlatformDep, allowed
+from asifdb.api.params import ModelName
 from asifdb.context import Platform
 from asifdb.limits import RequestLimits
 from asifdb.schemas.predictions import Retrieval
@@ -39,9 +40,7 @@ async def retrieve(
     top: Annotated[int, Form(ge=1, le=retrieve_service.MAX_TOP)] = 10,
     k: Annotated[int | None, Form(ge=K_RANGE[0], le=K_RANGE[1])] = None,
     p: Annotated[float | None, Form(ge=P_RANGE[0], le=P_RANGE[1])] = None,
-    model: Annotated[
-        str | None, Form(max_length=64, description="A named model (default: the default).")
-    ] = None,
+    model: ModelName = None,
 ) -> Retrieval:
     limits.check_texts("text", [text] if text else [])
     limits.check_texts("candidate_texts", candidate_texts or [], most="candidate_texts")

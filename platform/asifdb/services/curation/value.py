@@ -12,8 +12,9 @@ from asifdb.anchors.live import LiveModel, View
 from asifdb.engine import curation as math
 from asifdb.errors import InvalidInput
 from asifdb.schemas.curation import PairValues, ValuedPair, WhatIf
-from asifdb.services import labelsets, model
-from asifdb.services.curation.listing import PAIR_COLUMNS, check_k_p, check_page, model_view
+from asifdb.services import labelsets, models
+from asifdb.services.classify import Options
+from asifdb.services.curation.listing import PAIR_COLUMNS, check_page, model_view
 from asifdb.services.evaluation import Labelled
 from asifdb.services.model import Encoders
 
@@ -28,13 +29,14 @@ def pair_values(
     encoders: Encoders,
     labelled: Labelled,
     templates: list[str] | str | None = None,
-    k: int = 800,
-    p: float = 8.0,
-    aggregation: str = "max",
+    options: Options | None = None,
     counts: tuple[int, ...] = WHAT_IF_COUNTS,
     top: int = 20,
 ) -> PairValues:
     """Each pair's value on a labelled set, and accuracy after excluding the most harmful.
+
+    `live` and `encoders`: the model's (`Platform.model(name)`, the default or a named one);
+    `options`: its k, p and aggregation (those left to the model follow it in the snapshot).
 
     `labelled`: uploaded images with their classes (`evaluation.labelled_uploads`, what the
     API and UI send) or a folder under SOURCE_ROOTS (`evaluation.read_folder`, the CLI); both
@@ -45,10 +47,9 @@ def pair_values(
     harmful pairs is measured on both, the second being held out (an honest gain). A dry run:
     nothing is recorded and the live model does not change.
     """
-    check_k_p(k, p)
+    options = options or Options()
+    options.check()
     check_page(top, 0)
-    if aggregation not in ("max", "mean"):
-        raise InvalidInput(f"aggregation {aggregation!r}: use 'max' or 'mean'")
     if any(c < 0 for c in counts):
         raise InvalidInput("counts of pairs to exclude must be 0 or more")
     started = time.perf_counter()
@@ -71,9 +72,11 @@ def pair_values(
     )
     caption_emb = live.caption_embeddings(tuple(candidates.captions), encoders.text)
     view = model_view(session, live, least=1)
-    model.require_encoders(session, encoders)
+    definition = models.require(session, live.model, encoders)
+    options = options.following(definition)
+    p, aggregation = options.p, options.aggregation
     image, caption = view.image_anchors(), view.text_anchors()
-    k = min(k, len(image))
+    k = min(options.k, len(image))
 
     def reps(keep: np.ndarray) -> tuple[engine.SparseRep, engine.SparseRep]:
         return (
@@ -122,6 +125,7 @@ def pair_values(
             )
         )
     return PairValues(
+        model=definition.name,
         model_version=view.version,
         usable_pairs=int(len(image)),
         images_found_on=int((half == 0).sum()),
