@@ -1,5 +1,6 @@
 """What several pages draw: image thumbnails from the blob store, a table of pairs with them
-(for keys that may read pairs, as the API's), and one pair with its provenance and licence."""
+(for keys that may read pairs, as the API's), one pair with its provenance and licence, and the
+choice of a ready model."""
 
 import base64
 import io
@@ -14,8 +15,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 from asifdb.blobs import BlobNotFound, sha256_of_uri
+from asifdb.schemas.models import ModelInfo
 from asifdb.schemas.pairs import Pair
-from asifdb.services import collection, pairs
+from asifdb.services import collection, models, pairs
 
 _THUMBNAIL = 96
 
@@ -94,3 +96,16 @@ def pair_detail(pair_id: int) -> Pair:
         expanded=False,
     )
     return pair
+
+
+def model_choice(key: str) -> ModelInfo:
+    """A select box of the ready models, the default first (what a query may name)."""
+    platform = runtime.platform()
+    with platform.sessions() as session:
+        ready = [m for m in models.list_models(session, platform.settings) if m.status == "ready"]
+    return st.selectbox(
+        "Model",
+        ready,
+        format_func=lambda m: f"{m.name} ({m.image_encoder} + {m.text_encoder})",
+        key=key,
+    )

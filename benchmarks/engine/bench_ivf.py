@@ -25,7 +25,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 _ONE_QUERIES = 15
 
 
-def _memory() -> dict[str, int]:
+def memory() -> dict[str, int]:
     with open("/proc/self/status") as status:
         fields = dict(line.split(":", 1) for line in status)
     return {
@@ -89,7 +89,7 @@ def run_path(n: int, path: str, rows_file: Path, out: Path) -> None:
         "one_ms": float(np.median(one)) * 1e3,
         "all_512_s": all_s,
         "threads": torch.get_num_threads(),
-        **_memory(),
+        **memory(),
     }
     if path != "exact":
         result["index_bytes"] = index.nbytes

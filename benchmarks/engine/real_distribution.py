@@ -98,6 +98,23 @@ def pairs(n: int, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([real, rows]), np.concatenate([captions, captions[first]])
 
 
+def write_anchors(path: Path, n: int, *, seed: int = 1, chunk: int = 262_144) -> np.ndarray:
+    """`n` anchors as `pairs(n)` makes them (the real 20,000, then mixes), streamed to a .npy
+    file at `path` a chunk at a time (each chunk its own seed: 10M rows never sit in memory);
+    returns, per row, the real pair whose caption it takes (its own for the real rows)."""
+    real = real_anchors()
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, real.shape[1]))
+    first = np.empty(n, dtype=np.int64)
+    held = min(n, len(real))
+    rows[:held], first[:held] = real[:held], np.arange(held)
+    for i, start in enumerate(range(held, n, chunk)):
+        m = min(chunk, n - start)
+        rows[start : start + m], first[start : start + m] = _mixed(real, m, seed=seed + i)
+    rows.flush()
+    del rows
+    return first
+
+
 def distribution(anchor_rows: np.ndarray, queries: np.ndarray, *, seed: int = 0) -> dict:
     """Mean and std of pairwise anchor cosines (3,000 sampled anchors), and the mean cosine
     of a query's 800th neighbour among those 3,000 and among all anchors."""

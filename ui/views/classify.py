@@ -14,9 +14,8 @@ from asifdb.blobs import sha256_of_uri
 from asifdb.errors import InvalidInput
 from asifdb.prompts import TEMPLATE_SETS
 from asifdb.schemas.collection import Neighbour
-from asifdb.schemas.models import ModelInfo
 from asifdb.schemas.predictions import Classification
-from asifdb.services import classify, collection, labelsets, licences, models, pairs
+from asifdb.services import classify, collection, labelsets, licences, pairs
 from asifdb.services.labelsets import Candidates
 
 # What the page needs (the API's permission name; None: any signed-in key).
@@ -122,22 +121,11 @@ def _candidates(chosen: str | tuple[list[str], str]) -> Candidates:
         return labelsets.get(session, name=chosen)
 
 
-def _ready_models() -> list[ModelInfo]:
-    platform = runtime.platform()
-    with platform.sessions() as session:
-        return [m for m in models.list_models(session, platform.settings) if m.status == "ready"]
-
-
 def _options() -> tuple[classify.Options, str | None]:
     """The ASIF settings and the model (None: the default); k and p start at the model's."""
     settings = runtime.platform().settings
     with st.expander("ASIF settings"):
-        ready = _ready_models()
-        chosen = st.selectbox(
-            "Model",
-            ready,
-            format_func=lambda m: f"{m.name} ({m.image_encoder} + {m.text_encoder})",
-        )
+        chosen = panels.model_choice("classify.model")
         k = st.number_input("k (anchors kept per representation)", *classify.K_RANGE, chosen.k)
         p = st.number_input("p (exponent)", *classify.P_RANGE, float(chosen.p), step=0.5)
         aggregation = st.selectbox("Templates combine by", ["max", "mean"])

@@ -4,6 +4,7 @@ labelled folder) and the acts on them (mark for review, reject, restore, revoke 
 from collections.abc import Sequence
 
 import gate
+import panels
 import runtime
 import streamlit as st
 from pydantic import BaseModel
@@ -128,11 +129,12 @@ def _value() -> None:
     with st.form("curate.value"):
         archive = st.file_uploader("A zip of labelled images (<class>/<image>)", type=["zip"])
         templates = st.selectbox("Templates", ["default", "cifar", "imagenet"])
+        chosen = panels.model_choice("curate.value.model")
         submitted = st.form_submit_button("Value the pairs (dry run)")
     if submitted and archive is None:
         st.error("Choose a zip of class folders first.")
     elif submitted:
-        _value_report(archive.getvalue(), templates)
+        _value_report(archive.getvalue(), templates, None if chosen.default else chosen.name)
     report = st.session_state.get("curate.value")
     if report:
         _table(report.what_if, "curate.value.what_if")
@@ -143,7 +145,7 @@ def _value() -> None:
         _table(report.helpful, "curate.value.helpful")
 
 
-def _value_report(archive: bytes, templates: str) -> None:
+def _value_report(archive: bytes, templates: str, model: str | None) -> None:
     platform = runtime.platform()
     settings = platform.settings
     with runtime.reported(), platform.sessions() as session, st.spinner("Classifying…"):
@@ -154,7 +156,7 @@ def _value_report(archive: bytes, templates: str) -> None:
             max_images=settings.max_value_images,
             limits=UploadLimits(max_files=settings.max_value_images),
         ) as labelled:
-            handle = platform.model()
+            handle = platform.model(model)
             report = curation.pair_values(
                 session,
                 live=handle.live,

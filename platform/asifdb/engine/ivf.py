@@ -136,14 +136,26 @@ class IvfTopK:
         )
 
     def search(
-        self, queries: ArrayLike, k: int, *, usable: np.ndarray | None = None
+        self,
+        queries: ArrayLike,
+        k: int,
+        *,
+        usable: np.ndarray | None = None,
+        nprobe: int | None = None,
+        shortlist: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(n, d) queries -> keys (n, k') int64, similarities (n, k') float32; k' = min(k, usable).
 
         As `ExactTopK.search` (rows by similarity descending, ties by key; `usable`, a mask
         over storage positions, replaces the index's flags for this search), but approximate
         in which anchors: every similarity returned is the exact path's value for that anchor.
+        `nprobe` and `shortlist`: this search's, in place of the params' (more of either:
+        closer to the exact neighbours, slower).
         """
+        nprobe = self._params.nprobe if nprobe is None else nprobe
+        shortlist = self._params.shortlist if shortlist is None else shortlist
+        if nprobe < 1 or shortlist < 1:
+            raise ValueError(f"nprobe {nprobe} and shortlist {shortlist} must be at least 1")
         exact = self._exact
         q = exact._queries(queries)
         if k < 1:
@@ -155,35 +167,35 @@ class IvfTopK:
         if n_usable == 0:
             raise ValueError("no usable anchors: every anchor is revoked")
         k = min(k, n_usable)
-        shortlist = self._shortlist(
-            q.numpy(), usable, min(n_usable, math.ceil(self._params.shortlist * k))
+        candidates = self._shortlist(
+            q.numpy(), usable, min(n_usable, math.ceil(shortlist * k)), nprobe
         )
         keys = np.empty((len(q), k), dtype=np.int64)
         sims = np.empty((len(q), k), dtype=np.float32)
-        for i, positions in enumerate(shortlist):
+        for i, positions in enumerate(candidates):
             pos, sim = exact._top(q[i : i + 1], k, among=positions)
             keys[i], sims[i] = exact._keys(pos)[0], sim[0]
         return keys, sims
 
-    def _shortlist(self, q: np.ndarray, usable: np.ndarray, size: int) -> list[np.ndarray]:
+    def _shortlist(
+        self, q: np.ndarray, usable: np.ndarray, size: int, nprobe: int
+    ) -> list[np.ndarray]:
         """Per query, the sorted storage positions of up to `size` usable candidates from its
         nearest lists: as many lists as it takes to hold the usable anchors that `nprobe`
         lists hold on average (more where the nearest lists are mostly revoked), and at least
         `size` of them (up to every list)."""
         n_lists = self._n_lists
         counts = np.bincount(self._list_of[: len(usable)][usable], minlength=n_lists)
-        wanted = max(size, self._params.nprobe * int(counts.sum()) / n_lists)
+        wanted = max(size, nprobe * int(counts.sum()) / n_lists)
         _, order = self._quantiser.search(q, n_lists)
         held = np.cumsum(counts[order], axis=1)
-        probes = np.clip(
-            (held < wanted).sum(axis=1) + 1, min(self._params.nprobe, n_lists), n_lists
-        )
+        probes = np.clip((held < wanted).sum(axis=1) + 1, min(nprobe, n_lists), n_lists)
         bitmap = np.packbits(usable, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(usable), faiss.swig_ptr(bitmap))
         out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(q)
-        for nprobe in np.unique(probes):
-            rows = np.flatnonzero(probes == nprobe)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(nprobe))
+        for probed in np.unique(probes):
+            rows = np.flatnonzero(probes == probed)
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(probed))
             _, found = self._index.search(np.ascontiguousarray(q[rows]), size, params=params)
             for row, hits in zip(rows, found, strict=True):
                 out[row] = np.sort(hits[hits >= 0])
@@ -191,13 +203,20 @@ class IvfTopK:
 
     def _append(self, rows: np.ndarray, start: int) -> None:
         """Add stored rows from position `start` on to their nearest lists, keyed by position."""
+        lists = [self._list_of[:start]]
         for lo in range(0, len(rows), 65_536):
             chunk = np.ascontiguousarray(rows[lo : lo + 65_536], dtype=np.float32)
             positions = np.arange(start + lo, start + lo + len(chunk), dtype=np.int64)
-            # The list each row goes to: the quantiser's nearest centroid, as `add` finds it.
+            # The list each row goes to: the quantiser's nearest centroid, found once and
+            # handed to faiss (`add_with_ids` would search for it again: half the build).
             _, nearest = self._quantiser.search(chunk, 1)
-            self._list_of = np.concatenate([self._list_of[: start + lo], nearest[:, 0]])
-            self._index.add_with_ids(chunk, positions)
+            nearest = np.ascontiguousarray(nearest[:, 0])
+            self._index.add_core(
+                len(chunk), faiss.swig_ptr(chunk), faiss.swig_ptr(positions),
+                faiss.swig_ptr(nearest),
+            )  # fmt: skip
+            lists.append(nearest)
+        self._list_of = np.concatenate(lists)
 
     def _stored_rows(self, start: int) -> np.ndarray:
         """The float32 rows ExactTopK stored from position `start` on (as it normalised them)."""

@@ -185,3 +185,22 @@ def test_needs_rebuild_past_the_unusable_share_or_the_imbalance(
     )
     index.add(np.arange(10 * N, 11 * N), crowd)
     assert index.needs_rebuild(None, max_imbalance=2.0, max_unusable=0.25)
+
+
+def test_one_search_may_probe_more_lists_and_rerank_a_longer_shortlist(
+    world: dict[str, np.ndarray],
+) -> None:
+    """`nprobe` / `shortlist` given to one search: recall grows with them, up to every list,
+    where the shortlist holds the exact top k; the index's own settings are unchanged."""
+    index = _index(world, "pq")
+    queries = world["queries"][:32]
+    want, _ = _exact_values(world).search(queries, K)
+    narrow, _ = index.search(queries, K, nprobe=2, shortlist=1)
+    default, _ = index.search(queries, K)
+    every, sims = index.search(queries, K, nprobe=index.n_lists, shortlist=float(N) / K)
+    assert _recall(narrow, want) < _recall(default, want) < _recall(every, want) == 1.0
+    assert np.array_equal(every, want)
+    _assert_exact_values(every, sims, _exact_values(world), queries)
+    assert np.array_equal(index.search(queries, K)[0], default)
+    with pytest.raises(ValueError, match="at least 1"):
+        index.search(queries, K, nprobe=0)
