@@ -63,9 +63,9 @@ def test_a_model_of_local_folders_is_built_by_a_real_worker_and_answers(
             env=env,
             timeout=600,
         )
-        assert added.returncode == 0, added.stdout + added.stderr + (
-            tmp_path / "worker.log"
-        ).read_text()[-3000:]
+        assert added.returncode == 0, (
+            added.stdout + added.stderr + (tmp_path / "worker.log").read_text()[-3000:]
+        )
         assert worker.poll() is None
     listed = {m["name"]: m for m in _json(env, "models", "list")}  # type: ignore[union-attr]
     local = listed["local"]
