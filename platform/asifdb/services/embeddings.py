@@ -62,6 +62,20 @@ def store(
     )
 
 
+def stored(session: Session, *, encoder: str, pair_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The pairs' stored embeddings by `encoder`, as float32 (the stored float16 values
+    exactly), by pair id; a pair without one is absent."""
+    from asifdb.anchors.store import fetch_binary
+
+    rows = fetch_binary(
+        session,
+        "SELECT pair_id, embedding FROM pair_embeddings "
+        "WHERE encoder = %(e)s AND pair_id = ANY(%(ids)s)",
+        {"e": encoder, "ids": list(pair_ids)},
+    )
+    return {int(pair_id): vector.astype(np.float32) for pair_id, vector in rows}
+
+
 def width(session: Session, encoder: str | None) -> int | None:
     """The width of the encoder's stored embeddings (None: none stored yet)."""
     if encoder is None:

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.blobs import BlobNotFound, BlobStore
 from asifdb.db.models import NamedModel, Reencode, ReencodeBatch
+from asifdb.encoders import Encoder
 from asifdb.errors import ConfigError, Conflict, NotFound
 from asifdb.schemas.encoders import ReencodeReport
 from asifdb.services import audit, batches, embeddings, model
@@ -192,7 +194,8 @@ def _stage(
     timer: StageTimer,
 ) -> tuple[int, int]:
     """Embed the pairs by the new encoders into `pair_embeddings`: (encoded, missing). A pair
-    holding both already counts as encoded."""
+    holding both already counts as encoded; one holding one of them is embedded by the other
+    alone (a model sharing the default's image encoder encodes no image, and needs no blob)."""
     with timer.stage("database"):
         held = session.scalar(
             text(
@@ -204,43 +207,61 @@ def _stage(
         )
         rows = session.execute(
             text(
-                "SELECT id, image_sha256, caption FROM pairs p "
+                f"SELECT id, image_sha256, caption, {_HOLDS_IMAGE} AS has_image, "
+                f"{_HOLDS_TEXT} AS has_text FROM pairs p "
                 "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'ready' "
                 "AND deleted_at IS NULL "
                 f"AND NOT {_HOLDS_BOTH} ORDER BY id"
             ),
             {"ids": list(pair_ids), "i": job.image_encoder, "t": job.text_encoder},
         ).all()
-    found: list[tuple[int, bytes, str]] = []
+    found: list[_ToEmbed] = []
     missing = 0
     with timer.stage("read_blobs"):
-        for pair_id, sha256, caption in rows:
+        for pair_id, sha256, caption, has_image, has_text in rows:
+            if has_image:  # its image is embedded already: no blob needed
+                found.append(_ToEmbed(pair_id, None, caption, True, has_text))
+                continue
             try:
-                found.append((pair_id, blobs.get(sha256), caption))
+                found.append(_ToEmbed(pair_id, blobs.get(sha256), caption, False, has_text))
             except BlobNotFound:
                 log.warning("re-encode %d: pair %d has no blob %s", job.id, pair_id, sha256)
                 missing += 1
+    with timer.stage("database"):
+        # The side a pair holds is read back, not encoded again (a pair erased since it was
+        # listed is left out: it has nothing to embed).
+        have_image = embeddings.stored(
+            session, encoder=job.image_encoder, pair_ids=[r.id for r in found if r.has_image]
+        )
+        have_text = embeddings.stored(
+            session, encoder=job.text_encoder, pair_ids=[r.id for r in found if r.has_text]
+        )
+    found = [
+        r
+        for r in found
+        if (not r.has_image or r.id in have_image) and (not r.has_text or r.id in have_text)
+    ]
     if not found:
         return held, missing
+    ids = [r.id for r in found]
     with timer.stage("encode_image"):
-        image_emb = encoders.image.embed_batch([data for _, data, _ in found])
+        image = _embedded(
+            encoders.image, [None if r.has_image else r.image for r in found], ids, have_image
+        )
     with timer.stage("encode_text"):
-        text_emb = encoders.text.embed_batch([caption for _, _, caption in found])
+        text_ = _embedded(
+            encoders.text, [None if r.has_text else r.caption for r in found], ids, have_text
+        )
     with timer.stage("database"):
         staged = embeddings.stage(
             session,
             image_encoder=job.image_encoder,
-            image=image_emb,
+            image=image,
             text_encoder=job.text_encoder,
-            text_=text_emb,
+            text_=text_,
         )
-        embeddings.store(
-            session,
-            staged,
-            pair_ids=[pair_id for pair_id, _, _ in found],
-            ords=list(range(len(found))),
-        )
-        _join_if_current(session, job, [pair_id for pair_id, _, _ in found])
+        embeddings.store(session, staged, pair_ids=ids, ords=list(range(len(ids))))
+        _join_if_current(session, job, ids)
         if job.model is not None and session.get_one(NamedModel, job.model).status == "ready":
             # A ready model's set grows with this batch: a version, so every process's copy
             # of it re-syncs and one (model, version) always means one set of pairs.
@@ -250,6 +271,36 @@ def _stage(
                 always=True,
             )
     return held + len(found), missing
+
+
+@dataclass(frozen=True)
+class _ToEmbed:
+    """A pair of a re-encode batch lacking one or both of the new encoders' embeddings."""
+
+    id: int
+    image: bytes | None  # its blob, where its image embedding is still to make
+    caption: str
+    has_image: bool
+    has_text: bool
+
+
+def _embedded(
+    encoder: Encoder, inputs: list, pair_ids: list[int], have: dict[int, np.ndarray]
+) -> np.ndarray:
+    """Row i: pair `pair_ids[i]`'s embedding by `encoder`: made now from `inputs[i]`, or, where
+    that is None, the stored one (its float16 values, which `store` keeps as they are)."""
+    new = [i for i, item in enumerate(inputs) if item is not None]
+    made = encoder.embed_batch([inputs[i] for i in new]) if new else None
+    if made is not None and len(new) == len(inputs):
+        return made
+    dim = made.shape[1] if made is not None else len(next(iter(have.values())))
+    out = np.empty((len(inputs), dim), dtype=np.float32)
+    for i, item in enumerate(inputs):
+        if item is None:
+            out[i] = have[pair_ids[i]]
+    if made is not None:
+        out[new] = made
+    return out
 
 
 def _join_if_current(session: Session, job: Reencode, pair_ids: Sequence[int]) -> None:
@@ -275,11 +326,11 @@ def _join_if_current(session: Session, job: Reencode, pair_ids: Sequence[int]) -
     )
 
 
-# A pair (alias p) holds an embedding by each of the re-encode's encoders (:i, :t).
-_HOLDS_BOTH = (
-    "(EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :i) "
-    "AND EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :t))"
-)
+# A pair (alias p) holds an embedding by the re-encode's image encoder (:i), its text
+# encoder (:t), both.
+_HOLDS_IMAGE = "EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :i)"
+_HOLDS_TEXT = "EXISTS (SELECT FROM pair_embeddings e WHERE e.pair_id = p.id AND e.encoder = :t)"
+_HOLDS_BOTH = f"({_HOLDS_IMAGE} AND {_HOLDS_TEXT})"
 
 
 def _switch(
