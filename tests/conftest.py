@@ -28,23 +28,9 @@ os.environ["ASIFDB_TEST_RUN"] = str(_RUN_DATA)
 
 from asifdb.db import embedded, roles, schema  # noqa: E402
 from asifdb.db.session import make_engine, with_user  # noqa: E402
+from asifdb.experiments.anchors_db import SHARED_DATA  # noqa: E402
 from asifdb.services.model import Encoders  # noqa: E402
 
-
-def _shared_data() -> Path:
-    """The read-only real data: $SHARED_DATA, else ../shared/data beside the checkout."""
-    candidates = [
-        os.environ.get("SHARED_DATA", ""),
-        Path(__file__).resolve().parents[2] / "shared" / "data",
-        "/work/shared/data",
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return Path(candidates[1])
-
-
-SHARED_DATA = _shared_data()
 TEMPLATE = "asifdb_template"
 # The suite's sources lie in temporary folders or the real data: those are its SOURCE_ROOTS, for
 # this process and every one it starts (the default, ../shared/data, depends on the checkout).

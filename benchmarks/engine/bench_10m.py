@@ -20,6 +20,9 @@ machine's memory). Measured, and written to JSON:
 
     cd benchmarks/engine && flock /tmp/asifdb-bench.lock ../../.venv/bin/python bench_10m.py \\
         --anchors 10000000 --json results/ivf-10m.json
+    # 1M, rows in memory for the exact single-query baseline, longer shortlists:
+    ... bench_10m.py --anchors 1000000 --exact-in-memory --settings 100:16 100:32 200:64 \
+        --json results/ivf-1m-sweep.json
 
 The rows file stays in ASIFDB_BENCH_CACHE (default /tmp/asifdb-bench-cache) for a rerun;
 `--remove` deletes it at the end.
@@ -41,7 +44,30 @@ _ONE_QUERIES = 15
 SETTINGS = ((32, 4.0), (64, 16.0), (128, 32.0))  # (nprobe, shortlist per wanted neighbour)
 
 
-def run_ivf(n: int, rows_file: Path, out: Path, n_queries: int) -> None:
+def exact_one_query(rows_file: Path, queries: np.ndarray) -> dict:
+    """The exact path as the live model runs it, rows in memory (where they fit): the scan
+    `EXACT_SCAN=auto` picks for one query, median of 15 single queries."""
+    from asifdb.anchors.live import scan_dtypes
+    from asifdb.engine import ExactTopK
+
+    rows = np.load(rows_file)
+    t = time.perf_counter()
+    index = ExactTopK.of_unit_rows(
+        rows, ids=np.arange(len(rows), dtype=np.int64), scan_dtype=scan_dtypes("auto")[0]
+    )
+    build_s = time.perf_counter() - t
+    index.search(queries[:1], K)
+    one = []
+    for i in range(_ONE_QUERIES):
+        t = time.perf_counter()
+        index.search(queries[i + 1 : i + 2], K)
+        one.append(time.perf_counter() - t)
+    return {"build_s": build_s, "one_ms": float(np.median(one)) * 1e3, **memory()}
+
+
+def run_ivf(
+    n: int, rows_file: Path, out: Path, n_queries: int, settings: list[tuple[int, float]]
+) -> None:
     """In this (fresh) process: build the lists over the mapped rows, then time each setting;
     neighbours of every setting saved to `out` (npz), figures printed as JSON lines."""
     import torch
@@ -59,7 +85,7 @@ def run_ivf(n: int, rows_file: Path, out: Path, n_queries: int) -> None:
     built = {"build_s": build_s, "n_lists": index.n_lists, "index_bytes": index.nbytes}
     print(json.dumps({"built": built, **memory()}), flush=True)
     saved = {}
-    for nprobe, shortlist in SETTINGS:
+    for nprobe, shortlist in settings:
 
         def search(q: np.ndarray, nprobe: int = nprobe, shortlist: float = shortlist) -> tuple:
             return index.search(q, K, nprobe=nprobe, shortlist=shortlist)
@@ -146,11 +172,28 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--shard", type=int, default=500_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=[f"{p}:{s:g}" for p, s in SETTINGS],
+        help="nprobe:shortlist pairs searched on one build",
+    )
+    parser.add_argument(
+        "--exact-in-memory",
+        action="store_true",
+        help="also time the exact path's single query with the rows in memory (they must fit)",
+    )
     parser.add_argument("--remove", action="store_true", help="delete the rows file at the end")
     parser.add_argument("--run", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--run-exact", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    settings = [(int(p), float(s)) for p, s in (x.split(":") for x in args.settings)]
     if args.run:
-        run_ivf(int(args.run[0]), Path(args.run[1]), Path(args.run[2]), int(args.run[3]))
+        run_ivf(*_run_args(args.run), settings)
+        return
+    if args.run_exact:
+        queries = real_distribution.real_queries(int(args.run_exact[1]))
+        print(json.dumps(exact_one_query(Path(args.run_exact[0]), queries)), flush=True)
         return
     import machine
 
@@ -179,17 +222,16 @@ def main() -> None:
         "shard": args.shard,
     }
     print(json.dumps(result["exact"]), flush=True)
+    if args.exact_in_memory:
+        result["exact"]["in_memory"] = _child(["--run-exact", str(rows_file), str(args.queries)])[0]
+        print(json.dumps(result["exact"]["in_memory"]), flush=True)
     captions = caption_rep(first)
     labels = classify(from_neighbours(exact["keys"], exact["sims"], P, n), captions, 10, 1).labels
 
     out = cache / f"bench-10m-{n}-ivf.npz"
-    done = subprocess.run(
-        [sys.executable, __file__, "--run", str(n), str(rows_file), str(out), str(args.queries)],
-        check=True,
-        capture_output=True,
-        text=True,
+    lines = _child(
+        ["--run", str(n), str(rows_file), str(out), str(args.queries), "--settings"] + args.settings
     )
-    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
     result["ivf"] = {"build": lines[0], "settings": []}
     got = np.load(out)
     for row in lines[1:]:
@@ -209,6 +251,18 @@ def main() -> None:
     if args.remove:
         for path in (rows_file, first_file, out):
             path.unlink()
+
+
+def _run_args(run: list[str]) -> tuple[int, Path, Path, int]:
+    return int(run[0]), Path(run[1]), Path(run[2]), int(run[3])
+
+
+def _child(arguments: list[str]) -> list[dict]:
+    """This script in a fresh process (its memory its own): the JSON lines it prints."""
+    done = subprocess.run(
+        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True
+    )
+    return [json.loads(line) for line in done.stdout.strip().splitlines()]
 
 
 if __name__ == "__main__":

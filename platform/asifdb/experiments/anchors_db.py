@@ -31,8 +31,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _shared_data() -> Path:
-    """The read-only real data: $SHARED_DATA, else ../shared/data beside the checkout."""
-    candidates = [os.environ.get("SHARED_DATA", ""), REPO.parent / "shared" / "data"]
+    """The read-only real data: $SHARED_DATA, else ../shared/data beside the checkout, else
+    the workspace's (a checkout elsewhere, e.g. a clean clone under /tmp). The test suite
+    takes this one too (tests/conftest.py)."""
+    candidates = [
+        os.environ.get("SHARED_DATA", ""),
+        REPO.parent / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
