@@ -66,7 +66,13 @@ def exact_one_query(rows_file: Path, queries: np.ndarray) -> dict:
 
 
 def run_ivf(
-    n: int, rows_file: Path, out: Path, n_queries: int, settings: list[tuple[int, float]]
+    n: int,
+    rows_file: Path,
+    out: Path,
+    n_queries: int,
+    settings: list[tuple[int, float]],
+    *,
+    random_reads: bool,
 ) -> None:
     """In this (fresh) process: build the lists over the mapped rows, then time each setting;
     neighbours of every setting saved to `out` (npz), figures printed as JSON lines."""
@@ -82,6 +88,10 @@ def run_ivf(
     # The build read every row: drop them from this process's pages, so that RssFile counts
     # what the queries read.
     rows._mmap.madvise(mmap.MADV_DONTNEED)
+    if random_reads:
+        # The rerank reads a few thousand scattered rows a query: readahead would read
+        # 128 KiB and more around each (most of it never used) from disk.
+        rows._mmap.madvise(mmap.MADV_RANDOM)
     built = {"build_s": build_s, "n_lists": index.n_lists, "index_bytes": index.nbytes}
     print(json.dumps({"built": built, **memory()}), flush=True)
     saved = {}
@@ -183,13 +193,23 @@ def main() -> None:
         action="store_true",
         help="also time the exact path's single query with the rows in memory (they must fit)",
     )
+    parser.add_argument(
+        "--random-reads",
+        action="store_true",
+        help="map the rows with MADV_RANDOM for the queries (no readahead around each row)",
+    )
+    parser.add_argument(
+        "--reuse-exact",
+        action="store_true",
+        help="take the exact neighbours from an earlier run's cache (not timed again)",
+    )
     parser.add_argument("--remove", action="store_true", help="delete the rows file at the end")
     parser.add_argument("--run", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--run-exact", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = [(int(p), float(s)) for p, s in (x.split(":") for x in args.settings)]
     if args.run:
-        run_ivf(*_run_args(args.run), settings)
+        run_ivf(*_run_args(args.run), settings, random_reads=args.random_reads)
         return
     if args.run_exact:
         queries = real_distribution.real_queries(int(args.run_exact[1]))
@@ -214,13 +234,20 @@ def main() -> None:
     result["distribution"] = real_distribution.distribution(rows, queries)
     print(json.dumps(result), flush=True)
 
-    t = time.perf_counter()
-    exact = exact_streamed(rows, queries, args.shard)
-    result["exact"] = {
-        "wall_s": time.perf_counter() - t,
-        **{k: v for k, v in exact.items() if k not in ("keys", "sims")},
-        "shard": args.shard,
-    }
+    cached = cache / f"bench-10m-{n}-exact-{args.queries}.npz"
+    if args.reuse_exact and cached.exists():
+        got = np.load(cached)
+        exact = {"keys": got["keys"], "sims": got["sims"]}
+        result["exact"] = {"from": "an earlier run's cache, not timed again"}
+    else:
+        t = time.perf_counter()
+        exact = exact_streamed(rows, queries, args.shard)
+        np.savez(cached, keys=exact["keys"], sims=exact["sims"])
+        result["exact"] = {
+            "wall_s": time.perf_counter() - t,
+            **{k: v for k, v in exact.items() if k not in ("keys", "sims")},
+            "shard": args.shard,
+        }
     print(json.dumps(result["exact"]), flush=True)
     if args.exact_in_memory:
         result["exact"]["in_memory"] = _child(["--run-exact", str(rows_file), str(args.queries)])[0]
@@ -230,7 +257,9 @@ def main() -> None:
 
     out = cache / f"bench-10m-{n}-ivf.npz"
     lines = _child(
-        ["--run", str(n), str(rows_file), str(out), str(args.queries), "--settings"] + args.settings
+        ["--run", str(n), str(rows_file), str(out), str(args.queries), "--settings"]
+        + args.settings
+        + (["--random-reads"] if args.random_reads else [])
     )
     result["ivf"] = {"build": lines[0], "settings": []}
     got = np.load(out)
@@ -249,8 +278,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.remove:
-        for path in (rows_file, first_file, out):
-            path.unlink()
+        for path in (rows_file, first_file, out, cached):
+            path.unlink(missing_ok=True)
 
 
 def _run_args(run: list[str]) -> tuple[int, Path, Path, int]:
