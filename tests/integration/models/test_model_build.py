@@ -5,13 +5,12 @@ is lost still joins it), and its image rows are the stored ones, bit for bit."""
 from pathlib import Path
 
 import numpy as np
-import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobStore
-from asifdb.services import licences, models
+from asifdb.services import models
 from asifdb.services.model import Encoders
 from asifdb.settings import Settings
 from tests.integration.models.building import (
@@ -34,14 +33,6 @@ class Counted:
     def embed_batch(self, items: list) -> np.ndarray:
         self.embedded += len(items)
         return self._encoder.embed_batch(items)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory.begin() as session:
-        licences.create(session, name="kept", actor="test")
-    return factory
 
 
 def test_a_model_sharing_the_image_encoder_encodes_only_captions(

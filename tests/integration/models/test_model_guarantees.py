@@ -6,7 +6,7 @@ pair only a named model held, one (model, version) meaning two sets of pairs."""
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +15,7 @@ from asifdb.anchors.live import LiveModel
 from asifdb.blobs import BlobStore
 from asifdb.db.session import make_engine
 from asifdb.errors import Conflict
-from asifdb.services import licences, models, reencode
+from asifdb.services import models, reencode
 from asifdb.services.model import Encoders
 from tests.conftest import setup_url
 from tests.integration.models.building import (
@@ -26,14 +26,6 @@ from tests.integration.models.building import (
     ingest_shard,
     run_reencode,
 )
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory.begin() as session:
-        licences.create(session, name="kept", actor="test")
-    return factory
 
 
 def test_a_process_that_follows_a_switch_of_image_encoder_answers_as_a_fresh_one(

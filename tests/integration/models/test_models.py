@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,15 +30,6 @@ class Narrow:
 
     def embed_batch(self, items: list[bytes]) -> np.ndarray:
         return self._encoder.embed_batch(items)[:, :64]
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory.begin() as session:
-        licences.create(session, name="kept", actor="test")
-        licences.create(session, name="withdrawn", actor="test")
-    return factory
 
 
 def test_two_models_of_other_widths_answer_side_by_side_and_a_revocation_leaves_both(
